@@ -1,14 +1,15 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! voxbridge — a real-time voice media server for Twilio Media Streams.
+//!
+//! Twilio streams each call's audio to [`server`] over a WebSocket; a [`call::session`] per call
+//! decodes it ([`audio`]), finds the caller's turns, lets an [`agent`] answer, and paces the
+//! answer back. [`sim`] is a faithful simulated Twilio leg used by the CLI, tests and benches.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod agent;
+pub mod audio;
+pub mod call;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+pub mod sim;
+pub mod twilio;

@@ -1,1 +1,147 @@
-fn main() {}
+//! The `voxbridge` binary: `serve` runs the media server, `call` places one simulated Twilio
+//! call against a server. This is the only place `anyhow` is used.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use voxbridge::audio::wav;
+use voxbridge::config::{Config, LogConfig, LogFormat};
+use voxbridge::server::Server;
+use voxbridge::sim::{SimCall, Step};
+
+#[derive(Parser)]
+#[command(
+    name = "voxbridge",
+    version,
+    about = "Real-time voice media server for Twilio Media Streams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (defaults: config/default.toml compiled in; echo agent).
+    Serve {
+        /// A TOML file overriding the defaults.
+        #[arg(long, env = "VOXBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address (overrides config and VOXBRIDGE_LISTEN); port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Place one simulated Twilio call: speak a WAV, hear the reply, print what happened.
+    Call {
+        /// The media WebSocket, e.g. ws://127.0.0.1:8080/twilio/media
+        url: String,
+        /// What the caller says: a WAV file of any rate (converted to 8 kHz μ-law).
+        #[arg(long)]
+        audio: PathBuf,
+        /// Write what the caller heard to this WAV (8 kHz, 16-bit).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up waiting for the reply after this many seconds.
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+        /// DTMF digits to press after speaking.
+        #[arg(long)]
+        dtmf: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Call {
+            url,
+            audio,
+            out,
+            timeout,
+            dtmf,
+        } => call(url, audio, out, timeout, dtmf).await,
+    }
+}
+
+async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let mut config = Config::load(file.as_deref())?;
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    voxbridge::logging::init(&config.log);
+    let drain = Duration::from_secs(config.server.drain_timeout_secs);
+    let server = Server::bind(config.clone())
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    tracing::info!(
+        url = %server.media_url(),
+        agent = ?config.agent.kind,
+        "ready: point a Twilio number's voice webhook at POST /twilio/voice"
+    );
+    shutdown_signal().await;
+    server.shutdown(drain).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+async fn call(
+    url: String,
+    audio: PathBuf,
+    out: Option<PathBuf>,
+    timeout: u64,
+    dtmf: Option<String>,
+) -> anyhow::Result<()> {
+    voxbridge::logging::init(&LogConfig {
+        format: LogFormat::Text,
+        level: "warn".into(),
+    });
+    let speech = wav::read_wav_as_mulaw_8k(&audio)?;
+    println!(
+        "caller audio      {} ({:.2} s)",
+        audio.display(),
+        speech.len() as f64 / 8000.0
+    );
+    let mut call = SimCall::new(url)
+        .step(Step::Silence(Duration::from_millis(200)))
+        .step(Step::Speak(speech));
+    for digit in dtmf.iter().flat_map(|d| d.chars()) {
+        call = call.step(Step::Dtmf(digit.to_string()));
+    }
+    let call = call
+        .step(Step::WaitForReplyEnd(Duration::from_secs(timeout)))
+        .step(Step::Silence(Duration::from_millis(300)));
+    let report = call.run().await?;
+    print!("{report}");
+    if let Some(path) = out {
+        wav::write_mulaw_8k_as_wav(&path, &report.heard)?;
+        println!("heard audio       {}", path.display());
+    }
+    if report.response_latencies_ms.is_empty() {
+        anyhow::bail!("no reply was heard within {timeout} s");
+    }
+    Ok(())
+}

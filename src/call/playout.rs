@@ -1,0 +1,254 @@
+//! Playout: paces agent responses to Twilio by a monotonic stream clock and tracks their marks.
+//!
+//! Twilio buffers whatever we send and plays it in order. Sending a whole reply at once makes
+//! barge-in coarse; sending late starves Twilio's buffer. So we keep a *play head* — the instant
+//! at which everything sent so far will have finished playing — and send the next chunk only
+//! while the play head is less than `lead` ahead of now. The clock is absolute, so pacing never
+//! drifts the way relative sleeps do.
+//!
+//! Each response is a *generation* with its own id. After its last chunk we send a mark named
+//! `resp-{id}`; the response counts as played only when that mark comes back and it was not
+//! cleared, because Twilio also returns pending marks when it executes a `clear`.
+//!
+//! This module decides *what* to send and *when*; it does no I/O and reads no clock itself.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Something the session must send to Twilio now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlayoutAction {
+    /// One chunk of μ-law audio (a slice of the response, no copy).
+    Media(Bytes),
+    /// The end-of-response mark.
+    Mark(String),
+}
+
+/// What a returned mark meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkOutcome {
+    /// The response with this id finished playing and was not cleared.
+    Played(u64),
+    /// The mark of a cleared (interrupted) response: not proof of anything, ignored.
+    Ignored(u64),
+    /// Not a mark we sent.
+    Unknown,
+}
+
+#[derive(Debug)]
+struct Response {
+    id: u64,
+    audio: Bytes,
+    sent: usize,
+}
+
+/// The outbound side of one call.
+#[derive(Debug)]
+pub struct Playout {
+    lead: Duration,
+    chunk_bytes: usize,
+    queue: VecDeque<Response>,
+    /// Responses fully sent whose mark has not come back yet.
+    awaiting_mark: VecDeque<u64>,
+    /// Ids cleared while their mark was pending: Twilio will still return those marks.
+    cleared: VecDeque<u64>,
+    play_head: Option<Instant>,
+    next_id: u64,
+}
+
+const MARK_PREFIX: &str = "resp-";
+const MAX_CLEARED_REMEMBERED: usize = 32;
+
+impl Playout {
+    pub fn new(lead_ms: u32, chunk_ms: u32) -> Self {
+        Self {
+            lead: Duration::from_millis(u64::from(lead_ms)),
+            chunk_bytes: chunk_ms.max(20) as usize * 8,
+            queue: VecDeque::new(),
+            awaiting_mark: VecDeque::new(),
+            cleared: VecDeque::new(),
+            play_head: None,
+            next_id: 1,
+        }
+    }
+
+    /// Queue a response behind any in progress; returns its generation id.
+    pub fn enqueue(&mut self, audio: impl Into<Bytes>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.queue.push_back(Response {
+            id,
+            audio: audio.into(),
+            sent: 0,
+        });
+        id
+    }
+
+    /// Is a response being sent, or still playing at Twilio (mark not back)?
+    pub fn is_active(&self) -> bool {
+        !self.queue.is_empty() || !self.awaiting_mark.is_empty()
+    }
+
+    /// Id of the response currently being sent, if any.
+    pub fn current(&self) -> Option<u64> {
+        self.queue.front().map(|r| r.id)
+    }
+
+    /// Whether the next chunk sent would be the first of its response.
+    pub fn at_response_start(&self) -> bool {
+        self.queue.front().is_some_and(|r| r.sent == 0)
+    }
+
+    /// When [`Playout::poll`] next has something to send (None: nothing queued).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        self.queue.front()?;
+        match self.play_head {
+            Some(head) if head > now => Some(head - self.lead),
+            _ => Some(now),
+        }
+    }
+
+    /// The next action due at `now`, if any. Call until it returns `None`.
+    pub fn poll(&mut self, now: Instant) -> Option<PlayoutAction> {
+        let front = self.queue.front_mut()?;
+        if front.sent >= front.audio.len() {
+            let id = front.id;
+            self.queue.pop_front();
+            self.awaiting_mark.push_back(id);
+            return Some(PlayoutAction::Mark(format!("{MARK_PREFIX}{id}")));
+        }
+        // An idle or starved stream restarts its clock at now.
+        let head = self.play_head.filter(|h| *h > now).unwrap_or(now);
+        if head > now + self.lead {
+            return None;
+        }
+        let end = (front.sent + self.chunk_bytes).min(front.audio.len());
+        let chunk = front.audio.slice(front.sent..end);
+        front.sent = end;
+        self.play_head = Some(head + Duration::from_micros(chunk.len() as u64 * 125));
+        Some(PlayoutAction::Media(chunk))
+    }
+
+    /// Drop everything queued or playing (barge-in). Returns the ids interrupted.
+    pub fn clear(&mut self) -> Vec<u64> {
+        let mut interrupted: Vec<u64> = self.awaiting_mark.drain(..).collect();
+        interrupted.extend(self.queue.drain(..).map(|r| r.id));
+        for &id in &interrupted {
+            if self.cleared.len() == MAX_CLEARED_REMEMBERED {
+                self.cleared.pop_front();
+            }
+            self.cleared.push_back(id);
+        }
+        self.play_head = None;
+        interrupted
+    }
+
+    /// A mark came back from Twilio.
+    pub fn on_mark(&mut self, name: &str) -> MarkOutcome {
+        let Some(id) = name
+            .strip_prefix(MARK_PREFIX)
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            return MarkOutcome::Unknown;
+        };
+        if let Some(pos) = self.awaiting_mark.iter().position(|&x| x == id) {
+            self.awaiting_mark.remove(pos);
+            return MarkOutcome::Played(id);
+        }
+        if self.cleared.contains(&id) {
+            return MarkOutcome::Ignored(id);
+        }
+        MarkOutcome::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(p: &mut Playout, now: Instant) -> Vec<PlayoutAction> {
+        std::iter::from_fn(|| p.poll(now)).collect()
+    }
+
+    #[test]
+    fn paces_with_lead_then_marks() {
+        let mut p = Playout::new(120, 20);
+        let t0 = Instant::now();
+        let id = p.enqueue(vec![0u8; 8 * 1000]); // one second
+        // At start: 120 ms of lead plus the chunk due now = 7 chunks (140 ms).
+        let first = drain(&mut p, t0);
+        assert_eq!(first.len(), 7);
+        assert!(
+            first
+                .iter()
+                .all(|a| matches!(a, PlayoutAction::Media(c) if c.len() == 160))
+        );
+        // Every 20 ms one more chunk.
+        for i in 1..=42 {
+            let now = t0 + Duration::from_millis(20 * i);
+            assert_eq!(drain(&mut p, now).len(), 1, "tick {i}");
+        }
+        // The 50th and last chunk goes at 860 ms, its mark right behind it.
+        let last = drain(&mut p, t0 + Duration::from_millis(860));
+        assert_eq!(last.len(), 2);
+        assert_eq!(last[1], PlayoutAction::Mark(format!("resp-{id}")));
+        assert_eq!(p.poll(t0 + Duration::from_millis(2000)), None);
+        assert!(p.is_active());
+        assert_eq!(p.on_mark(&format!("resp-{id}")), MarkOutcome::Played(id));
+        assert!(!p.is_active());
+        assert_eq!(p.on_mark("resp-99"), MarkOutcome::Unknown);
+        assert_eq!(p.on_mark("hello"), MarkOutcome::Unknown);
+    }
+
+    #[test]
+    fn deadline_follows_play_head() {
+        let mut p = Playout::new(100, 20);
+        let t0 = Instant::now();
+        assert_eq!(p.next_deadline(t0), None);
+        p.enqueue(vec![0u8; 1600]);
+        assert_eq!(p.next_deadline(t0), Some(t0));
+        drain(&mut p, t0);
+        // Play head at t0+120 ms, lead 100 ms: next chunk due at t0+20 ms.
+        assert_eq!(p.next_deadline(t0), Some(t0 + Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn clear_interrupts_and_ignores_returned_marks() {
+        let mut p = Playout::new(120, 20);
+        let t0 = Instant::now();
+        let a = p.enqueue(vec![0u8; 320]);
+        let actions = drain(&mut p, t0);
+        assert_eq!(
+            actions.last(),
+            Some(&PlayoutAction::Mark(format!("resp-{a}")))
+        );
+        let b = p.enqueue(vec![0u8; 8000]);
+        drain(&mut p, t0);
+        assert_eq!(p.clear(), vec![a, b]);
+        assert!(!p.is_active());
+        assert_eq!(p.poll(t0), None);
+        // Twilio returns the pending mark after clear: it does not count as played.
+        assert_eq!(p.on_mark(&format!("resp-{a}")), MarkOutcome::Ignored(a));
+        // A new response gets a fresh id and a fresh clock.
+        let c = p.enqueue(vec![0u8; 160]);
+        assert!(c > b);
+        assert!(matches!(p.poll(t0), Some(PlayoutAction::Media(_))));
+    }
+
+    #[test]
+    fn odd_lengths_send_a_short_last_chunk() {
+        let mut p = Playout::new(1000, 40);
+        p.enqueue(vec![0u8; 500]);
+        let actions = drain(&mut p, Instant::now());
+        let sizes: Vec<usize> = actions
+            .iter()
+            .filter_map(|a| match a {
+                PlayoutAction::Media(c) => Some(c.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sizes, vec![320, 180]);
+    }
+}

@@ -1,0 +1,363 @@
+//! `CallSession`: the one task that owns a call's state.
+//!
+//! The socket reader hands raw frames in over a bounded channel; the session parses them,
+//! decodes the caller's audio, runs turn detection, asks the agent for a response at the end of
+//! each turn, paces the response out through [`Playout`], and hands outbound messages to the
+//! socket writer through the [`Outbox`]. Nothing else touches call state, so there are no locks
+//! on the per-frame path. The session never reads or writes the socket itself and never blocks.
+//!
+//! Bad input never ends a call unless Twilio would end it too: every problem is counted in
+//! `voxbridge_protocol_errors_total{reason}` and logged once per reason per call.
+
+use std::time::{Instant, SystemTime};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Span, debug, info, warn};
+
+use super::outbox::{Outbox, Outgoing};
+use super::playout::{MarkOutcome, Playout, PlayoutAction};
+use super::summary::{CallSummary, EndReason, MAX_DTMF_DIGITS, MAX_LATENCIES};
+use super::turn::{TurnDetector, TurnEvent, Utterance, frame_dbfs};
+use crate::agent::echo::EchoAgent;
+use crate::audio::mulaw;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::twilio::messages::{
+    ErrorReason, InboundEvent, OutboundMessage, ProtocolError, decode_payload, parse_inbound,
+};
+
+/// What the socket reader saw.
+#[derive(Debug)]
+pub enum Inbound {
+    Text(Utf8Bytes),
+    Binary,
+    /// A message over the size cap; the socket cannot continue.
+    TooLarge,
+    /// The socket ended; `abrupt` when there was no close handshake.
+    Closed {
+        abrupt: bool,
+    },
+}
+
+enum Flow {
+    Continue,
+    End(EndReason),
+}
+
+/// Audio kept before the voice onset and after the last voiced frame of an utterance.
+const UTTERANCE_LEAD_MS: u32 = 20;
+const UTTERANCE_TAIL_MS: u32 = 60;
+
+pub struct CallSession {
+    metrics: Metrics,
+    max_payload: usize,
+    started: Instant,
+    stream_sid: Option<String>,
+    turn: TurnDetector,
+    utterance: Utterance,
+    playout: Playout,
+    agent: EchoAgent,
+    outbox: Outbox,
+    /// (response id, end of caller speech) awaiting its first frame out.
+    latency_pending: Option<(u64, Instant)>,
+    summary: CallSummary,
+    logged_reasons: u32,
+    payload: Vec<u8>,
+    pcm: Vec<i16>,
+    span: Span,
+}
+
+impl CallSession {
+    pub fn new(config: &Config, metrics: Metrics, writer: mpsc::Sender<Outgoing>) -> Self {
+        let turn = &config.turn;
+        Self {
+            metrics,
+            max_payload: config.limits.max_media_payload_bytes,
+            started: Instant::now(),
+            stream_sid: None,
+            turn: TurnDetector::new(turn),
+            utterance: Utterance::new(turn.pre_roll_ms, config.limits.max_utterance_ms),
+            playout: Playout::new(config.playout.lead_ms, config.playout.chunk_ms),
+            agent: EchoAgent::default(),
+            outbox: Outbox::new(writer),
+            latency_pending: None,
+            summary: CallSummary::new(SystemTime::now()),
+            logged_reasons: 0,
+            payload: Vec::with_capacity(1024),
+            pcm: Vec::with_capacity(1024),
+            span: tracing::info_span!(
+                "call",
+                call_sid = tracing::field::Empty,
+                stream_sid = tracing::field::Empty
+            ),
+        }
+    }
+
+    /// Run until the stream stops, the socket goes, or `shutdown` fires.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        shutdown: CancellationToken,
+    ) -> CallSummary {
+        let end = loop {
+            let deadline = self.playout.next_deadline(Instant::now());
+            let flow = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Flow::End(EndReason::ServerShutdown),
+                msg = inbound.recv() => match msg {
+                    Some(msg) => self.on_inbound(msg),
+                    None => Flow::End(EndReason::AbruptDisconnect),
+                },
+                _ = self.outbox.writable(), if !self.outbox.is_empty() => Flow::Continue,
+                _ = sleep_until(deadline), if deadline.is_some() && self.outbox.is_empty() => {
+                    Flow::Continue
+                }
+            };
+            self.pump();
+            if let Flow::End(reason) = flow {
+                break reason;
+            }
+        };
+        self.finish(end)
+    }
+
+    fn on_inbound(&mut self, msg: Inbound) -> Flow {
+        match msg {
+            Inbound::Text(text) => self.on_text(text.as_str()),
+            Inbound::Binary => {
+                self.protocol_error(ErrorReason::BinaryFrame, "binary frame (Twilio sends text)");
+                Flow::Continue
+            }
+            Inbound::TooLarge => {
+                self.protocol_error(ErrorReason::MessageTooLarge, "message over the size cap");
+                self.outbox.close(1009, "message too large");
+                Flow::End(EndReason::MessageTooLarge)
+            }
+            Inbound::Closed { abrupt: true } => {
+                self.protocol_error(ErrorReason::AbruptDisconnect, "socket dropped without stop");
+                Flow::End(EndReason::AbruptDisconnect)
+            }
+            Inbound::Closed { abrupt: false } => Flow::End(EndReason::Closed),
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Flow {
+        let event = match parse_inbound(text) {
+            Ok(event) => event,
+            Err(e) => {
+                self.protocol_error_of(&e);
+                return Flow::Continue;
+            }
+        };
+        match event {
+            InboundEvent::Connected(_) => debug!(parent: &self.span, "twilio connected"),
+            InboundEvent::Start(start) => {
+                if self.stream_sid.is_some() {
+                    self.protocol_error(ErrorReason::DuplicateStart, "second start event ignored");
+                    return Flow::Continue;
+                }
+                self.span.record("call_sid", start.call_sid.0.as_str());
+                self.span.record("stream_sid", start.stream_sid.0.as_str());
+                let fmt = &start.media_format;
+                if fmt.encoding != "audio/x-mulaw" || fmt.sample_rate != 8000 {
+                    warn!(parent: &self.span, encoding = %fmt.encoding, sample_rate = fmt.sample_rate,
+                        "unexpected media format; treating audio as 8 kHz μ-law");
+                }
+                info!(parent: &self.span, tracks = ?start.tracks,
+                    parameters = ?start.custom_parameters, "stream started");
+                self.summary.call_sid = Some(start.call_sid.0.clone());
+                self.summary.stream_sid = Some(start.stream_sid.0.clone());
+                self.summary.custom_parameters = start.custom_parameters.into_iter().collect();
+                self.stream_sid = Some(start.stream_sid.0);
+            }
+            InboundEvent::Media(media) => {
+                let Some(sid) = self.stream_sid.as_deref() else {
+                    self.protocol_error(ErrorReason::MediaBeforeStart, "media before start");
+                    return Flow::Continue;
+                };
+                if media.stream_sid != sid {
+                    self.protocol_error(ErrorReason::WrongStreamSid, "media for another stream");
+                    return Flow::Continue;
+                }
+                self.metrics.frames_received.increment(1);
+                self.summary.media_frames_received += 1;
+                if let Err(reason) = decode_payload(media.payload, &mut self.payload) {
+                    self.protocol_error(reason, "unusable media payload");
+                    return Flow::Continue;
+                }
+                if self.payload.len() > self.max_payload {
+                    self.protocol_error(ErrorReason::OversizedPayload, "media payload over cap");
+                    return Flow::Continue;
+                }
+                self.on_audio(Instant::now());
+            }
+            InboundEvent::Dtmf(dtmf) => {
+                self.metrics.dtmf.increment(1);
+                info!(parent: &self.span, digit = %dtmf.digit, "dtmf");
+                if self.summary.dtmf_digits.len() < MAX_DTMF_DIGITS {
+                    self.summary.dtmf_digits.push_str(&dtmf.digit);
+                }
+            }
+            InboundEvent::Mark(mark) => self.on_mark(&mark.name),
+            InboundEvent::Stop(_) => {
+                info!(parent: &self.span, "stream stopped by twilio");
+                return Flow::End(EndReason::Stop);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// One frame of caller audio, already base64-decoded into `self.payload`.
+    fn on_audio(&mut self, now: Instant) {
+        self.pcm.resize(self.payload.len(), 0);
+        mulaw::decode_into(&self.payload, &mut self.pcm);
+        let level = frame_dbfs(&self.pcm);
+        let frame_ms = (self.payload.len() / 8) as u32;
+        let event = self.turn.push(level, frame_ms, now);
+        if event == Some(TurnEvent::SpeechStarted) {
+            self.utterance.start();
+            if self.playout.is_active() {
+                self.barge_in();
+            }
+        }
+        self.utterance
+            .push(&self.payload, self.turn.is_voiced(level));
+        match event {
+            Some(TurnEvent::TurnEnded {
+                speech_ms,
+                speech_end,
+            }) => {
+                let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
+                self.summary.turns += 1;
+                let reply = self.agent.respond(audio);
+                let id = self.playout.enqueue(reply);
+                self.latency_pending = Some((id, speech_end));
+                debug!(parent: &self.span, speech_ms, response = id, "caller turn ended");
+            }
+            Some(TurnEvent::Discarded) => self.utterance.discard(),
+            _ => {}
+        }
+    }
+
+    /// The caller spoke over our response: stop it at Twilio and here.
+    fn barge_in(&mut self) {
+        let interrupted = self.playout.clear();
+        self.outbox.drop_media();
+        self.outbox.push(OutboundMessage::Clear);
+        self.latency_pending = None;
+        let n = interrupted.len() as u64;
+        self.metrics.barge_ins.increment(1);
+        self.metrics.responses_interrupted.increment(n);
+        self.summary.barge_ins += 1;
+        self.summary.responses_interrupted += n;
+        info!(parent: &self.span, responses = ?interrupted, "barge-in: caller spoke, clearing");
+    }
+
+    fn on_mark(&mut self, name: &str) {
+        self.summary.marks_received += 1;
+        match self.playout.on_mark(name) {
+            MarkOutcome::Played(id) => {
+                self.metrics.responses_played.increment(1);
+                self.summary.responses_played += 1;
+                debug!(parent: &self.span, response = id, "response played");
+            }
+            MarkOutcome::Ignored(id) => {
+                self.summary.marks_ignored += 1;
+                debug!(parent: &self.span, response = id, "mark of a cleared response ignored");
+            }
+            MarkOutcome::Unknown => debug!(parent: &self.span, mark = name, "unknown mark"),
+        }
+    }
+
+    /// Move due playout actions into the outbox and the outbox into the writer queue.
+    fn pump(&mut self) {
+        let Some(sid) = self.stream_sid.as_deref() else {
+            return;
+        };
+        let now = Instant::now();
+        if self.outbox.is_empty() {
+            while let Some(action) = self.playout.poll(now) {
+                match action {
+                    PlayoutAction::Media(chunk) => {
+                        if let Some((id, speech_end)) = self.latency_pending
+                            && self.playout.current() == Some(id)
+                        {
+                            self.latency_pending = None;
+                            let latency = now.saturating_duration_since(speech_end);
+                            self.metrics.response_latency.record(latency.as_secs_f64());
+                            if self.summary.response_latencies_ms.len() < MAX_LATENCIES {
+                                self.summary
+                                    .response_latencies_ms
+                                    .push(latency.as_millis() as u64);
+                            }
+                        }
+                        self.outbox.push(OutboundMessage::Media { payload: chunk });
+                    }
+                    PlayoutAction::Mark(name) => self.outbox.push(OutboundMessage::Mark { name }),
+                }
+            }
+        }
+        let flushed = self.outbox.flush(sid);
+        self.metrics.frames_sent.increment(flushed.media);
+        self.summary.media_frames_sent += flushed.media;
+        if flushed.new_stall {
+            self.metrics.outbound_backpressure.increment(1);
+            debug!(parent: &self.span, "writer queue full; holding playout");
+        }
+    }
+
+    fn protocol_error_of(&mut self, e: &ProtocolError) {
+        let reason = e.reason();
+        self.count_error(reason);
+        if self.first_time(reason) {
+            warn!(parent: &self.span, reason = reason.as_str(), error = %e, "bad inbound message");
+        }
+    }
+
+    fn protocol_error(&mut self, reason: ErrorReason, what: &str) {
+        self.count_error(reason);
+        if self.first_time(reason) {
+            warn!(parent: &self.span, reason = reason.as_str(), "{what}");
+        }
+    }
+
+    fn count_error(&mut self, reason: ErrorReason) {
+        self.metrics.protocol_error(reason);
+        self.summary.count_error(reason);
+    }
+
+    /// True the first time a reason is seen on this call (log once, count always).
+    fn first_time(&mut self, reason: ErrorReason) -> bool {
+        let bit = 1u32 << reason.index();
+        let first = self.logged_reasons & bit == 0;
+        self.logged_reasons |= bit;
+        first
+    }
+
+    fn finish(mut self, end: EndReason) -> CallSummary {
+        if self.playout.is_active() {
+            let n = self.playout.clear().len() as u64;
+            self.metrics.responses_abandoned.increment(n);
+        }
+        if end == EndReason::ServerShutdown {
+            self.outbox.close(1001, "server shutting down");
+        }
+        self.summary.end_reason = end;
+        self.summary.duration_ms = self.started.elapsed().as_millis() as u64;
+        let s = &self.summary;
+        info!(parent: &self.span, end = end.as_str(), duration_ms = s.duration_ms,
+            frames_in = s.media_frames_received, frames_out = s.media_frames_sent,
+            turns = s.turns, played = s.responses_played, barge_ins = s.barge_ins,
+            latencies_ms = ?s.response_latencies_ms, errors = ?s.protocol_errors, "call ended");
+        self.summary
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

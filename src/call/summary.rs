@@ -1,0 +1,112 @@
+//! What one call did, gathered by its session and published when it ends.
+//!
+//! The summary is logged as one structured line and handed to subscribers (tests today, the
+//! per-call quality report later). It holds per-call detail that must never become a metric
+//! label. It is plain data: no clocks, no I/O.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::twilio::messages::ErrorReason;
+
+/// Why a call's session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Twilio sent `stop`.
+    Stop,
+    /// The socket closed cleanly without a `stop`.
+    Closed,
+    /// The socket dropped without a close handshake.
+    AbruptDisconnect,
+    /// A message over `limits.max_message_bytes` arrived; we closed with 1009.
+    MessageTooLarge,
+    /// The server shut down before the call ended.
+    ServerShutdown,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Stop => "stop",
+            EndReason::Closed => "closed",
+            EndReason::AbruptDisconnect => "abrupt_disconnect",
+            EndReason::MessageTooLarge => "message_too_large",
+            EndReason::ServerShutdown => "server_shutdown",
+        }
+    }
+}
+
+/// Per-call figures, published at call end.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallSummary {
+    pub call_sid: Option<String>,
+    pub stream_sid: Option<String>,
+    pub custom_parameters: BTreeMap<String, String>,
+    #[serde(serialize_with = "unix_ms")]
+    pub started_at: SystemTime,
+    pub duration_ms: u64,
+    pub end_reason: EndReason,
+    pub media_frames_received: u64,
+    pub media_frames_sent: u64,
+    pub turns: u64,
+    pub responses_played: u64,
+    pub responses_interrupted: u64,
+    pub barge_ins: u64,
+    pub marks_received: u64,
+    pub marks_ignored: u64,
+    pub dtmf_digits: String,
+    /// End of caller speech to first reply frame sent, per response, in ms.
+    pub response_latencies_ms: Vec<u64>,
+    pub protocol_errors: BTreeMap<&'static str, u64>,
+}
+
+/// Most digits kept per call (a keypad menu needs a handful).
+pub const MAX_DTMF_DIGITS: usize = 64;
+/// Most latencies kept per call.
+pub const MAX_LATENCIES: usize = 256;
+
+impl CallSummary {
+    pub fn new(started_at: SystemTime) -> Self {
+        Self {
+            call_sid: None,
+            stream_sid: None,
+            custom_parameters: BTreeMap::new(),
+            started_at,
+            duration_ms: 0,
+            end_reason: EndReason::Closed,
+            media_frames_received: 0,
+            media_frames_sent: 0,
+            turns: 0,
+            responses_played: 0,
+            responses_interrupted: 0,
+            barge_ins: 0,
+            marks_received: 0,
+            marks_ignored: 0,
+            dtmf_digits: String::new(),
+            response_latencies_ms: Vec::new(),
+            protocol_errors: BTreeMap::new(),
+        }
+    }
+
+    pub fn count_error(&mut self, reason: ErrorReason) {
+        *self.protocol_errors.entry(reason.as_str()).or_default() += 1;
+    }
+
+    pub fn errors(&self, reason: ErrorReason) -> u64 {
+        self.protocol_errors
+            .get(reason.as_str())
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn unix_ms<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    s.serialize_u64(ms)
+}

@@ -1,0 +1,372 @@
+//! Configuration: `config/default.toml` (compiled in), an optional file over it, then
+//! environment variables over both.
+//!
+//! Every key has a default, so `voxbridge serve` runs with no configuration at all. A bad value
+//! produces one [`ConfigError`] that names the key (`turn.end_of_turn_ms: …`). This module only
+//! reads and checks settings; it must not hold secrets (those come from the environment where
+//! they are used) and must not start anything.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+/// The defaults, exactly as shipped in `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variable shortcuts for the most used keys.
+const ENV_ALIASES: &[(&str, &str, &str)] = &[
+    ("VOXBRIDGE_LISTEN", "server", "listen"),
+    ("VOXBRIDGE_PUBLIC_HOST", "server", "public_host"),
+];
+
+/// A configuration problem, always naming the key (or file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: invalid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key {key}: unknown key")]
+    UnknownKey { key: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub agent: AgentConfig,
+    pub limits: LimitsConfig,
+    pub turn: TurnConfig,
+    pub playout: PlayoutConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_host: String,
+    pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    Echo,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub kind: AgentKind,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_message_bytes: usize,
+    pub max_media_payload_bytes: usize,
+    pub max_utterance_ms: u32,
+    pub inbound_queue: usize,
+    pub outbound_queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    pub vad_threshold_dbfs: f32,
+    pub speech_start_ms: u32,
+    pub end_of_turn_ms: u32,
+    pub min_utterance_ms: u32,
+    pub pre_roll_ms: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayoutConfig {
+    pub lead_ms: u32,
+    pub chunk_ms: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The embedded defaults are checked by a unit test; failing here is a build defect.
+        Self::from_table(defaults_table()).unwrap_or_else(|e| panic!("embedded defaults: {e}"))
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`] with an explicit environment lookup (used by tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = defaults_table();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let user: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
+            merge(&mut table, user, "")?;
+        }
+        apply_env(&mut table, env)?;
+        Self::from_table(table)
+    }
+
+    /// Parse a TOML document over the defaults (no environment); handy in tests.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let mut table = defaults_table();
+        let user: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: PathBuf::from("<string>"),
+                message: e.message().to_owned(),
+            })?;
+        merge(&mut table, user, "")?;
+        Self::from_table(table)
+    }
+
+    fn from_table(table: Table) -> Result<Self, ConfigError> {
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+                ConfigError::Invalid {
+                    key: e.path().to_string(),
+                    message: e.inner().message().to_owned(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        if self.playout.chunk_ms < 20 || !self.playout.chunk_ms.is_multiple_of(20) {
+            return invalid(
+                "playout.chunk_ms",
+                "must be a multiple of 20 (ms), at least 20",
+            );
+        }
+        if self.playout.lead_ms > 2000 {
+            return invalid("playout.lead_ms", "must be at most 2000 ms");
+        }
+        if self.turn.end_of_turn_ms < 100 {
+            return invalid("turn.end_of_turn_ms", "must be at least 100 ms");
+        }
+        if !(-96.0..=0.0).contains(&self.turn.vad_threshold_dbfs) {
+            return invalid("turn.vad_threshold_dbfs", "must be between -96 and 0 dBFS");
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return invalid("limits.max_message_bytes", "must be at least 1024");
+        }
+        if self.limits.inbound_queue == 0 || self.limits.outbound_queue == 0 {
+            return invalid(
+                "limits.inbound_queue",
+                "queues must hold at least 1 message",
+            );
+        }
+        if self.limits.max_utterance_ms < 1000 {
+            return invalid("limits.max_utterance_ms", "must be at least 1000 ms");
+        }
+        if self.public_host_invalid() {
+            return invalid(
+                "server.public_host",
+                "a host name (and port), without scheme or path",
+            );
+        }
+        Ok(())
+    }
+
+    fn public_host_invalid(&self) -> bool {
+        let host = &self.server.public_host;
+        host.contains("://") || host.contains('/') || host.contains(char::is_whitespace)
+    }
+}
+
+fn defaults_table() -> Table {
+    DEFAULT_TOML.parse().unwrap_or_default()
+}
+
+/// Overlay `user` onto `base`, refusing keys the defaults do not have.
+fn merge(base: &mut Table, user: Table, prefix: &str) -> Result<(), ConfigError> {
+    for (key, value) in user {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(&key), value) {
+            (None, _) => return Err(ConfigError::UnknownKey { key: path }),
+            (Some(Value::Table(base_sub)), Value::Table(user_sub)) => {
+                merge(base_sub, user_sub, &path)?
+            }
+            (Some(Value::Table(_)), _) => {
+                return Err(ConfigError::Invalid {
+                    key: path,
+                    message: "expected a table".into(),
+                });
+            }
+            (Some(slot), value) => *slot = value,
+        }
+    }
+    Ok(())
+}
+
+/// `VOXBRIDGE_<SECTION>_<KEY>` for every key the defaults have, typed like the default value.
+fn apply_env(table: &mut Table, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    for (alias, section, key) in ENV_ALIASES {
+        if let Some(raw) = env(alias) {
+            set_from_env(table, section, key, alias, &raw)?;
+        }
+    }
+    let sections: Vec<(String, Vec<String>)> = table
+        .iter()
+        .filter_map(|(s, v)| {
+            v.as_table()
+                .map(|t| (s.clone(), t.keys().cloned().collect()))
+        })
+        .collect();
+    for (section, keys) in sections {
+        for key in keys {
+            let name = format!(
+                "VOXBRIDGE_{}_{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            );
+            if let Some(raw) = env(&name) {
+                set_from_env(table, &section, &key, &name, &raw)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_from_env(
+    table: &mut Table,
+    section: &str,
+    key: &str,
+    var: &str,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    let Some(slot) = table
+        .get_mut(section)
+        .and_then(Value::as_table_mut)
+        .and_then(|t| t.get_mut(key))
+    else {
+        return Ok(());
+    };
+    let bad = |ty: &str| ConfigError::Invalid {
+        key: format!("{section}.{key}"),
+        message: format!("environment variable {var}={raw:?} is not {ty}"),
+    };
+    *slot = match slot {
+        Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
+        Value::Float(_) => Value::Float(raw.trim().parse().map_err(|_| bad("a number"))?),
+        Value::Boolean(_) => Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?),
+        _ => Value::String(raw.to_owned()),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let c = Config::load_with_env(None, env_of(&[])).expect("defaults");
+        assert_eq!(c.turn.end_of_turn_ms, 600);
+        assert_eq!(c.playout.lead_ms, 120);
+        assert_eq!(c.limits.max_message_bytes, 65536);
+        assert_eq!(c.agent.kind, AgentKind::Echo);
+    }
+
+    #[test]
+    fn env_overrides_and_aliases() {
+        let c = Config::load_with_env(
+            None,
+            env_of(&[
+                ("VOXBRIDGE_LISTEN", "127.0.0.1:0"),
+                ("VOXBRIDGE_TURN_END_OF_TURN_MS", "800"),
+                ("VOXBRIDGE_LOG_FORMAT", "json"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.turn.end_of_turn_ms, 800);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml_str("[server]\nlisten = \"nonsense\"").unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+        let e = Config::from_toml_str("[server]\nlisen = \"1.2.3.4:5\"").unwrap_err();
+        assert!(e.to_string().contains("server.lisen") && e.to_string().contains("unknown"));
+        let e = Config::from_toml_str("[playout]\nchunk_ms = 10").unwrap_err();
+        assert!(e.to_string().contains("playout.chunk_ms"), "{e}");
+        let e = Config::from_toml_str("[agent]\nkind = \"oracle\"").unwrap_err();
+        assert!(e.to_string().contains("agent.kind"), "{e}");
+        let e = Config::load_with_env(None, env_of(&[("VOXBRIDGE_TURN_END_OF_TURN_MS", "soon")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("turn.end_of_turn_ms"), "{e}");
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("voxbridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[playout]\nlead_ms = 200\n").expect("write");
+        let c = Config::load_with_env(Some(&path), env_of(&[])).expect("config");
+        assert_eq!(c.playout.lead_ms, 200);
+        assert_eq!(c.turn.end_of_turn_ms, 600);
+        let missing = Config::load_with_env(Some(&dir.join("nope.toml")), env_of(&[]));
+        assert!(missing.unwrap_err().to_string().contains("nope.toml"));
+    }
+}

@@ -1,0 +1,92 @@
+//! Thin HTTP handlers: the TwiML voice webhook, status callbacks, health and metrics.
+//!
+//! Handlers read shared state and answer; they never block and never hold call state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::info;
+
+use super::AppState;
+use crate::metrics::STATUS_CALLBACKS;
+use crate::twilio::twiml;
+
+/// `POST /twilio/voice`: answer the call by connecting its audio to our media WebSocket.
+pub async fn voice(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(params): Form<HashMap<String, String>>,
+) -> Response {
+    let host = public_host(&state, &headers);
+    let url = format!("wss://{host}/twilio/media");
+    let field = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+    let call_sid = field("CallSid");
+    info!(
+        call_sid,
+        from = field("From"),
+        to = field("To"),
+        "incoming call: answering with TwiML"
+    );
+    let parameters = [
+        ("From", field("From")),
+        ("To", field("To")),
+        ("CallSid", call_sid),
+    ];
+    let body = twiml::connect_stream(&url, &parameters);
+    ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// `POST /twilio/status`: Twilio's call and stream status callbacks, logged.
+pub async fn status(Form(params): Form<HashMap<String, String>>) -> StatusCode {
+    let field = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+    metrics::counter!(STATUS_CALLBACKS).increment(1);
+    info!(
+        call_sid = field("CallSid"),
+        call_status = field("CallStatus"),
+        stream_sid = field("StreamSid"),
+        stream_event = field("StreamEvent"),
+        stream_error = field("StreamError"),
+        "twilio status callback"
+    );
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: ready for new calls (not draining).
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
+/// The host Twilio should connect to: configured, else the webhook's own Host header.
+fn public_host(state: &AppState, headers: &HeaderMap) -> String {
+    if !state.config.server.public_host.is_empty() {
+        return state.config.server.public_host.clone();
+    }
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', '"', '<', '>', ' ']))
+        .unwrap_or("localhost")
+        .to_owned()
+}

@@ -1,0 +1,117 @@
+//! `GET /twilio/media`: the Media Streams WebSocket.
+//!
+//! The handler upgrades the connection and splits it into three tasks joined by bounded
+//! channels — a reader that only forwards frames, the [`CallSession`] that owns the call, and a
+//! writer that only writes — in the spirit of mini-redis' connection/frame split. When the
+//! inbound queue is full the reader stops reading, and TCP pushes back on Twilio; the session
+//! itself never waits on the socket. This module holds no call state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::AppState;
+use crate::call::outbox::Outgoing;
+use crate::call::session::{CallSession, Inbound};
+use crate::metrics;
+
+/// Largest single WebSocket frame accepted (Twilio sends small frames; fragments add up to
+/// at most `limits.max_message_bytes`).
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// How long the writer may take to flush and close after the session ends.
+const WRITER_DRAIN: Duration = Duration::from_secs(5);
+
+pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    if state.draining.is_cancelled() {
+        metrics::call_refused("draining");
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let max = state.config.limits.max_message_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max.min(MAX_FRAME_BYTES))
+        .on_failed_upgrade(|e| debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| run_connection(socket, state))
+}
+
+/// Drive one call from upgrade to close.
+async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
+    let _guard = state.calls.enter(&state.metrics);
+    let limits = &state.config.limits;
+    let (sink, stream) = socket.split();
+    let (in_tx, in_rx) = mpsc::channel(limits.inbound_queue);
+    let (out_tx, out_rx) = mpsc::channel(limits.outbound_queue);
+
+    let reader = tokio::spawn(read_loop(stream, in_tx));
+    let writer = tokio::spawn(write_loop(sink, out_rx));
+    let session = CallSession::new(&state.config, state.metrics.clone(), out_tx);
+    let summary = session.run(in_rx, state.force_close.child_token()).await;
+    // The session dropped its sender: the writer drains what is queued, closes, and ends —
+    // unless the peer stopped reading, in which case it is cut off after a grace period.
+    let writer_abort = writer.abort_handle();
+    if tokio::time::timeout(WRITER_DRAIN, writer).await.is_err() {
+        writer_abort.abort();
+    }
+    reader.abort();
+    state.calls.publish(summary);
+}
+
+/// Socket → session. Forwards frames as they are; parsing is the session's job.
+async fn read_loop(mut stream: SplitStream<WebSocket>, tx: mpsc::Sender<Inbound>) {
+    loop {
+        let inbound = match stream.next().await {
+            Some(Ok(Message::Text(text))) => Inbound::Text(text),
+            Some(Ok(Message::Binary(_))) => Inbound::Binary,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) => Inbound::Closed { abrupt: false },
+            Some(Err(e)) if is_capacity_error(&e) => Inbound::TooLarge,
+            Some(Err(e)) => {
+                debug!(error = %e, "websocket read error");
+                Inbound::Closed { abrupt: true }
+            }
+            None => Inbound::Closed { abrupt: true },
+        };
+        let last = matches!(inbound, Inbound::TooLarge | Inbound::Closed { .. });
+        if tx.send(inbound).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// axum wraps tungstenite's errors opaquely; a capacity error is recognised by its message
+/// ("Space limit exceeded: Message too long: …").
+fn is_capacity_error(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
+}
+
+/// Session → socket. Ends when the session drops its sender or asks to close.
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Outgoing::Text(text) => {
+                if let Err(e) = sink.send(Message::Text(text.into())).await {
+                    debug!(error = %e, "websocket write failed");
+                    return;
+                }
+            }
+            Outgoing::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
