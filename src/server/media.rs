@@ -113,5 +113,10 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Recei
             }
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
+    // The session ended normally (stop, or the peer closed): close with 1000.
+    let frame = CloseFrame {
+        code: 1000,
+        reason: "stream ended".into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
 }

@@ -1,0 +1,104 @@
+//! Per-frame costs on the media path (criterion). Run: `cargo bench --bench media_path`.
+//! One frame is Twilio's 20 ms: 160 bytes of 8 kHz μ-law.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use voxbridge::audio::{mulaw, resample::StreamResampler};
+use voxbridge::call::turn::{TurnDetector, frame_dbfs};
+use voxbridge::config::Config;
+use voxbridge::twilio::messages::{
+    InboundEvent, OutboundMessage, decode_payload, media_json, parse_inbound, write_outbound,
+};
+
+const SID: &str = "MZ18ad3ab5a668481ce02b83e7395059f0";
+
+fn speechy_frame() -> [u8; 160] {
+    let mut pcm = [0i16; 160];
+    for (i, s) in pcm.iter_mut().enumerate() {
+        let t = i as f32 / 8000.0;
+        *s = (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+            + 3000.0 * (2.0 * std::f32::consts::PI * 1330.0 * t).sin()) as i16;
+    }
+    let mut out = [0u8; 160];
+    mulaw::encode_into(&pcm, &mut out);
+    out
+}
+
+fn codec(c: &mut Criterion) {
+    let frame = speechy_frame();
+    let mut pcm = [0i16; 160];
+    c.bench_function("mulaw_decode_frame", |b| {
+        b.iter(|| mulaw::decode_into(black_box(&frame), &mut pcm))
+    });
+    let mut out = [0u8; 160];
+    c.bench_function("mulaw_encode_frame", |b| {
+        b.iter(|| mulaw::encode_into(black_box(&pcm), &mut out))
+    });
+}
+
+fn resampling(c: &mut Criterion) {
+    let input: Vec<f32> = (0..160).map(|i| (i as f32 * 0.3).sin() * 0.5).collect();
+    let mut up = StreamResampler::new(8000, 16000).expect("resampler");
+    let mut out = Vec::with_capacity(4096);
+    c.bench_function("resample_8k_to_16k_frame", |b| {
+        b.iter(|| {
+            out.clear();
+            up.process(black_box(&input), &mut out).expect("process");
+        })
+    });
+    let input24: Vec<f32> = (0..480).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
+    let mut down = StreamResampler::new(24000, 8000).expect("resampler");
+    c.bench_function("resample_24k_to_8k_frame", |b| {
+        b.iter(|| {
+            out.clear();
+            down.process(black_box(&input24), &mut out)
+                .expect("process");
+        })
+    });
+}
+
+fn protocol(c: &mut Criterion) {
+    let frame = speechy_frame();
+    let json = media_json(42, SID, 41, 800, &frame);
+    let mut payload = Vec::with_capacity(512);
+    c.bench_function("parse_media_message_and_decode_base64", |b| {
+        b.iter(|| {
+            if let Ok(InboundEvent::Media(m)) = parse_inbound(black_box(&json)) {
+                let _ = decode_payload(m.payload, &mut payload);
+            }
+        })
+    });
+    let msg = OutboundMessage::Media {
+        payload: bytes::Bytes::copy_from_slice(&frame),
+    };
+    let mut text = String::with_capacity(512);
+    c.bench_function("build_outbound_media_message", |b| {
+        b.iter(|| write_outbound(black_box(&msg), SID, &mut text))
+    });
+}
+
+/// JSON → base64 → PCM → level → turn detection: what the session does per inbound frame.
+fn inbound_path(c: &mut Criterion) {
+    let config = Config::default();
+    let json = media_json(42, SID, 41, 800, &speechy_frame());
+    let mut turn = TurnDetector::new(&config.turn);
+    let mut payload = Vec::with_capacity(512);
+    let mut pcm = vec![0i16; 160];
+    let now = Instant::now();
+    c.bench_function("inbound_frame_path", |b| {
+        b.iter(|| {
+            if let Ok(InboundEvent::Media(m)) = parse_inbound(black_box(&json))
+                && decode_payload(m.payload, &mut payload).is_ok()
+            {
+                mulaw::decode_into(&payload, &mut pcm);
+                let level = frame_dbfs(&pcm);
+                black_box(turn.push(level, 20, now));
+            }
+        })
+    });
+}
+
+criterion_group!(benches, codec, resampling, protocol, inbound_path);
+criterion_main!(benches);
