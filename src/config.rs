@@ -46,6 +46,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
+    pub quality: QualityConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +109,33 @@ pub struct TurnConfig {
 pub struct PlayoutConfig {
     pub lead_ms: u32,
     pub chunk_ms: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    pub reports_dir: String,
+    pub low_mos: f64,
+    pub jitter_mean_ms: f64,
+    pub jitter_max_ms: f64,
+    pub packet_loss_pct: f64,
+    pub clipping_pct: f64,
+    pub dead_air_ms: u64,
+    pub slow_response_ms: u64,
+    pub late_frame_ms: f64,
+    pub silence_dbfs: f32,
+    pub plc: bool,
+    pub processing_delay_ms: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub window_secs: u64,
+    pub webhook_url: String,
+    pub webhook_queue: usize,
+    pub webhook_timeout_ms: u64,
+    pub webhook_attempts: u32,
 }
 
 impl Default for Config {
@@ -203,6 +232,20 @@ impl Config {
         }
         if self.limits.max_utterance_ms < 1000 {
             return invalid("limits.max_utterance_ms", "must be at least 1000 ms");
+        }
+        if !(1.0..=4.5).contains(&self.quality.low_mos) {
+            return invalid("quality.low_mos", "must be between 1 and 4.5");
+        }
+        if self.alerts.window_secs == 0 || self.alerts.window_secs > 300 {
+            return invalid("alerts.window_secs", "must be between 1 and 300");
+        }
+        if self.alerts.webhook_queue == 0 {
+            return invalid("alerts.webhook_queue", "must hold at least 1 alert");
+        }
+        let url = &self.alerts.webhook_url;
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !url.is_empty() && !scheme_ok {
+            return invalid("alerts.webhook_url", "must be an http:// or https:// URL");
         }
         if self.public_host_invalid() {
             return invalid(

@@ -10,6 +10,7 @@ pub mod call;
 pub mod config;
 pub mod logging;
 pub mod metrics;
+pub mod quality;
 pub mod server;
 pub mod sim;
 pub mod twilio;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use voxbridge::audio::wav;
 use voxbridge::config::{Config, LogConfig, LogFormat};
 use voxbridge::server::Server;
-use voxbridge::sim::{SimCall, Step};
+use voxbridge::sim::{Impairments, SimCall, Step};
 
 #[derive(Parser)]
 #[command(
@@ -38,8 +38,8 @@ enum Command {
         /// The media WebSocket, e.g. ws://127.0.0.1:8080/twilio/media
         url: String,
         /// What the caller says: a WAV file of any rate (converted to 8 kHz μ-law).
-        #[arg(long)]
-        audio: PathBuf,
+        #[arg(long, required_unless_present = "silence")]
+        audio: Option<PathBuf>,
         /// Write what the caller heard to this WAV (8 kHz, 16-bit).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -49,7 +49,29 @@ enum Command {
         /// DTMF digits to press after speaking.
         #[arg(long)]
         dtmf: Option<String>,
+        #[command(flatten)]
+        impair: ImpairArgs,
     },
+}
+
+/// Impairments of the simulated caller's leg (to produce a bad call on demand).
+#[derive(clap::Args)]
+struct ImpairArgs {
+    /// Lose this percentage of inbound frames (random positions, exact rate).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Stall-and-burst delivery with this RFC 3550 jitter, ms (up to ~38 for in-order frames).
+    #[arg(long, default_value_t = 0.0)]
+    jitter: f64,
+    /// Amplify the caller's audio by this many dB (over-driven audio clips).
+    #[arg(long, default_value_t = 0.0)]
+    gain: f64,
+    /// The caller says nothing at all for --timeout seconds (dead air).
+    #[arg(long)]
+    silence: bool,
+    /// Seed for the random loss positions.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[tokio::main]
@@ -63,7 +85,8 @@ async fn main() -> anyhow::Result<()> {
             out,
             timeout,
             dtmf,
-        } => call(url, audio, out, timeout, dtmf).await,
+            impair,
+        } => call(url, audio, out, timeout, dtmf, impair).await,
     }
 }
 
@@ -110,37 +133,49 @@ async fn shutdown_signal() {
 
 async fn call(
     url: String,
-    audio: PathBuf,
+    audio: Option<PathBuf>,
     out: Option<PathBuf>,
     timeout: u64,
     dtmf: Option<String>,
+    impair: ImpairArgs,
 ) -> anyhow::Result<()> {
     voxbridge::logging::init(&LogConfig {
         format: LogFormat::Text,
         level: "warn".into(),
     });
-    let speech = wav::read_wav_as_mulaw_8k(&audio)?;
-    println!(
-        "caller audio      {} ({:.2} s)",
-        audio.display(),
-        speech.len() as f64 / 8000.0
-    );
-    let mut call = SimCall::new(url)
-        .step(Step::Silence(Duration::from_millis(200)))
-        .step(Step::Speak(speech));
-    for digit in dtmf.iter().flat_map(|d| d.chars()) {
-        call = call.step(Step::Dtmf(digit.to_string()));
+    let mut call = SimCall::new(url).step(Step::Silence(Duration::from_millis(200)));
+    call.impairments = Impairments {
+        loss_pct: impair.loss,
+        jitter_ms: impair.jitter,
+        gain_db: impair.gain,
+        seed: impair.seed,
+    };
+    if impair.silence {
+        println!("caller audio      silence ({timeout} s)");
+        call = call.step(Step::Silence(Duration::from_secs(timeout)));
+    } else if let Some(audio) = audio {
+        let speech = wav::read_wav_as_mulaw_8k(&audio)?;
+        println!(
+            "caller audio      {} ({:.2} s)",
+            audio.display(),
+            speech.len() as f64 / 8000.0
+        );
+        call = call.step(Step::Speak(speech));
+        for digit in dtmf.iter().flat_map(|d| d.chars()) {
+            call = call.step(Step::Dtmf(digit.to_string()));
+        }
+        call = call.step(Step::WaitForReplyEnd(Duration::from_secs(timeout)));
     }
-    let call = call
-        .step(Step::WaitForReplyEnd(Duration::from_secs(timeout)))
-        .step(Step::Silence(Duration::from_millis(300)));
-    let report = call.run().await?;
+    let report = call
+        .step(Step::Silence(Duration::from_millis(300)))
+        .run()
+        .await?;
     print!("{report}");
     if let Some(path) = out {
         wav::write_mulaw_8k_as_wav(&path, &report.heard)?;
         println!("heard audio       {}", path.display());
     }
-    if report.response_latencies_ms.is_empty() {
+    if report.response_latencies_ms.is_empty() && !impair.silence {
         anyhow::bail!("no reply was heard within {timeout} s");
     }
     Ok(())

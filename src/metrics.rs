@@ -11,6 +11,8 @@ use metrics::{Counter, Gauge, Histogram, counter, describe_counter, describe_gau
 use metrics::{describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::quality::alerts::AlertState;
+use crate::quality::report::{QualityReport, Reason};
 use crate::twilio::messages::ErrorReason;
 
 pub const ACTIVE_CALLS: &str = "voxbridge_active_calls";
@@ -25,11 +27,29 @@ pub const DTMF: &str = "voxbridge_dtmf_digits_total";
 pub const OUTBOUND_BACKPRESSURE: &str = "voxbridge_outbound_backpressure_total";
 pub const CALLS_REFUSED: &str = "voxbridge_calls_refused_total";
 pub const STATUS_CALLBACKS: &str = "voxbridge_status_callbacks_total";
+pub const CALL_MOS: &str = "voxbridge_call_mos";
+pub const CALL_JITTER: &str = "voxbridge_call_jitter_seconds";
+pub const CALL_LOSS: &str = "voxbridge_call_packet_loss_ratio";
+pub const CALL_CLIPPING: &str = "voxbridge_call_clipping_ratio";
+pub const CALL_SILENCE: &str = "voxbridge_call_silence_ratio";
+pub const CALLS_BY_QUALITY: &str = "voxbridge_calls_by_quality_total";
+pub const CALL_QUALITY_ISSUES: &str = "voxbridge_call_quality_issues_total";
+pub const QUALITY_ALERTS: &str = "voxbridge_quality_alerts_total";
+pub const FRAMES_LOST: &str = "voxbridge_media_frames_lost_total";
+pub const PLAYOUT_UNDERRUNS: &str = "voxbridge_playout_underruns_total";
+pub const ALERT_WEBHOOK_DELIVERIES: &str = "voxbridge_alert_webhook_deliveries_total";
+pub const CALL_REPORTS_DROPPED: &str = "voxbridge_call_reports_dropped_total";
 
 /// Buckets for response latency: end-of-turn silence dominates, so resolve 0.5–1.5 s finely.
 const LATENCY_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0,
 ];
+
+const MOS_BUCKETS: &[f64] = &[1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 4.5];
+const JITTER_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
+const LOSS_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5];
+const CLIPPING_BUCKETS: &[f64] = &[0.0, 0.0001, 0.001, 0.01, 0.05, 0.1];
+const SILENCE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -37,9 +57,22 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(RESPONSE_LATENCY.into()), LATENCY_BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let mut builder = PrometheusBuilder::new();
+            for (name, buckets) in [
+                (RESPONSE_LATENCY, LATENCY_BUCKETS),
+                (CALL_MOS, MOS_BUCKETS),
+                (CALL_JITTER, JITTER_BUCKETS),
+                (CALL_LOSS, LOSS_BUCKETS),
+                (CALL_CLIPPING, CLIPPING_BUCKETS),
+                (CALL_SILENCE, SILENCE_BUCKETS),
+            ] {
+                builder = match builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
+                {
+                    Ok(b) => b,
+                    // Only fails on empty bucket lists, which these are not.
+                    Err(_) => PrometheusBuilder::new(),
+                };
+            }
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is already global (an embedding application's);
@@ -80,6 +113,55 @@ fn describe() {
     );
     describe_counter!(CALLS_REFUSED, "Media stream upgrades refused, by reason.");
     describe_counter!(STATUS_CALLBACKS, "Twilio status callbacks received.");
+    describe_histogram!(
+        CALL_MOS,
+        "Per-call estimated MOS (E-model, 1-4.5), at call end."
+    );
+    describe_histogram!(
+        CALL_JITTER,
+        metrics::Unit::Seconds,
+        "Per-call mean RFC 3550 interarrival jitter of inbound media, at call end."
+    );
+    describe_histogram!(
+        CALL_LOSS,
+        "Per-call share of inbound media frames lost (chunk gaps)."
+    );
+    describe_histogram!(
+        CALL_CLIPPING,
+        "Per-call share of inbound samples at full scale."
+    );
+    describe_histogram!(
+        CALL_SILENCE,
+        "Per-call share of inbound frames below the silence level."
+    );
+    describe_counter!(
+        CALLS_BY_QUALITY,
+        "Finished calls by quality band (good, fair, poor)."
+    );
+    describe_counter!(
+        CALL_QUALITY_ISSUES,
+        "Finished calls flagged with each quality reason."
+    );
+    describe_counter!(
+        QUALITY_ALERTS,
+        "Live per-call quality alerts by condition and state."
+    );
+    describe_counter!(
+        FRAMES_LOST,
+        "Inbound media frames lost (gaps in chunk numbers)."
+    );
+    describe_counter!(
+        PLAYOUT_UNDERRUNS,
+        "Times Twilio's playback buffer ran dry in the middle of a response."
+    );
+    describe_counter!(
+        ALERT_WEBHOOK_DELIVERIES,
+        "Alert webhook deliveries by outcome (delivered, failed, dropped)."
+    );
+    describe_counter!(
+        CALL_REPORTS_DROPPED,
+        "Per-call reports not written (queue full or I/O error)."
+    );
 }
 
 /// Pre-registered handles used on the per-call and per-frame paths.
@@ -128,6 +210,27 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Record a finished call's quality in the per-call histograms and counters.
+pub fn observe_call_quality(report: &QualityReport) {
+    histogram!(CALL_MOS).record(report.emodel.mos);
+    histogram!(CALL_JITTER).record(report.transport.jitter_mean_ms / 1000.0);
+    histogram!(CALL_LOSS).record(report.transport.loss_ratio);
+    histogram!(CALL_CLIPPING).record(report.signal.clipping_ratio);
+    histogram!(CALL_SILENCE).record(report.signal.silence_ratio);
+    counter!(CALLS_BY_QUALITY, "band" => report.band.as_str()).increment(1);
+    for reason in &report.reasons {
+        counter!(CALL_QUALITY_ISSUES, "reason" => reason.as_str()).increment(1);
+    }
+    counter!(FRAMES_LOST).increment(report.transport.frames_lost);
+    counter!(PLAYOUT_UNDERRUNS).increment(report.outbound.underruns);
+}
+
+/// Count a live alert transition.
+pub fn quality_alert(condition: Reason, state: AlertState) {
+    counter!(QUALITY_ALERTS, "condition" => condition.as_str(), "state" => state.as_str())
+        .increment(1);
 }
 
 /// Count a refused media stream upgrade (`draining`, …).

@@ -56,9 +56,13 @@ pub struct Playout {
     cleared: VecDeque<u64>,
     play_head: Option<Instant>,
     next_id: u64,
+    /// Times the play head fell behind real time in the middle of a response.
+    underruns: u64,
 }
 
 const MARK_PREFIX: &str = "resp-";
+/// How far behind real time the play head may fall before it counts as an underrun.
+const UNDERRUN_SLACK: Duration = Duration::from_millis(10);
 const MAX_CLEARED_REMEMBERED: usize = 32;
 
 impl Playout {
@@ -71,6 +75,7 @@ impl Playout {
             cleared: VecDeque::new(),
             play_head: None,
             next_id: 1,
+            underruns: 0,
         }
     }
 
@@ -119,6 +124,10 @@ impl Playout {
             self.awaiting_mark.push_back(id);
             return Some(PlayoutAction::Mark(format!("{MARK_PREFIX}{id}")));
         }
+        // Twilio's buffer ran dry mid-response: the caller heard a gap.
+        if front.sent > 0 && self.play_head.is_some_and(|h| h + UNDERRUN_SLACK < now) {
+            self.underruns += 1;
+        }
         // An idle or starved stream restarts its clock at now.
         let head = self.play_head.filter(|h| *h > now).unwrap_or(now);
         if head > now + self.lead {
@@ -143,6 +152,11 @@ impl Playout {
         }
         self.play_head = None;
         interrupted
+    }
+
+    /// Underruns since the last call.
+    pub fn take_underruns(&mut self) -> u64 {
+        std::mem::take(&mut self.underruns)
     }
 
     /// A mark came back from Twilio.

@@ -22,8 +22,12 @@ use super::summary::{CallSummary, EndReason, MAX_DTMF_DIGITS, MAX_LATENCIES};
 use super::turn::{TurnDetector, TurnEvent, Utterance, frame_dbfs};
 use crate::agent::echo::EchoAgent;
 use crate::audio::mulaw;
-use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::config::{Config, QualityConfig};
+use crate::metrics::{self as m, Metrics};
+use crate::quality::alerts::{AlertEvent, AlertState, LiveAlerts};
+use crate::quality::meter::QualityMeter;
+use crate::quality::notify::{AlertNotice, QualityOutlets, rfc3339};
+use crate::quality::report::QualityReport;
 use crate::twilio::messages::{
     ErrorReason, InboundEvent, OutboundMessage, ProtocolError, decode_payload, parse_inbound,
 };
@@ -52,6 +56,12 @@ const UTTERANCE_TAIL_MS: u32 = 60;
 
 pub struct CallSession {
     metrics: Metrics,
+    quality: QualityConfig,
+    meter: QualityMeter,
+    alerts: LiveAlerts,
+    alert_events: Vec<AlertEvent>,
+    outlets: QualityOutlets,
+    window_secs: u64,
     max_payload: usize,
     started: Instant,
     stream_sid: Option<String>,
@@ -70,12 +80,25 @@ pub struct CallSession {
 }
 
 impl CallSession {
-    pub fn new(config: &Config, metrics: Metrics, writer: mpsc::Sender<Outgoing>) -> Self {
+    pub fn new(
+        config: &Config,
+        metrics: Metrics,
+        outlets: QualityOutlets,
+        writer: mpsc::Sender<Outgoing>,
+    ) -> Self {
         let turn = &config.turn;
+        let started = Instant::now();
+        let window_secs = config.alerts.window_secs;
         Self {
             metrics,
+            quality: config.quality.clone(),
+            meter: QualityMeter::new(&config.quality, window_secs, started),
+            alerts: LiveAlerts::new(&config.quality, window_secs),
+            alert_events: Vec::new(),
+            outlets,
+            window_secs,
             max_payload: config.limits.max_media_payload_bytes,
-            started: Instant::now(),
+            started,
             stream_sid: None,
             turn: TurnDetector::new(turn),
             utterance: Utterance::new(turn.pre_roll_ms, config.limits.max_utterance_ms),
@@ -191,7 +214,8 @@ impl CallSession {
                     self.protocol_error(ErrorReason::OversizedPayload, "media payload over cap");
                     return Flow::Continue;
                 }
-                self.on_audio(Instant::now());
+                let (chunk, timestamp) = (media.chunk, media.timestamp);
+                self.on_audio(Instant::now(), chunk, timestamp);
             }
             InboundEvent::Dtmf(dtmf) => {
                 self.metrics.dtmf.increment(1);
@@ -210,11 +234,20 @@ impl CallSession {
     }
 
     /// One frame of caller audio, already base64-decoded into `self.payload`.
-    fn on_audio(&mut self, now: Instant) {
+    fn on_audio(&mut self, now: Instant, chunk: u64, timestamp: u64) {
         self.pcm.resize(self.payload.len(), 0);
         mulaw::decode_into(&self.payload, &mut self.pcm);
         let level = frame_dbfs(&self.pcm);
         let frame_ms = (self.payload.len() / 8) as u32;
+        let voiced = self.turn.is_voiced(level);
+        let playing = self.playout.is_active();
+        if self
+            .meter
+            .on_media(now, chunk, timestamp, &self.pcm, level, voiced, playing)
+        {
+            self.alerts.evaluate(&self.meter, &mut self.alert_events);
+            self.publish_alerts();
+        }
         let event = self.turn.push(level, frame_ms, now);
         if event == Some(TurnEvent::SpeechStarted) {
             self.utterance.start();
@@ -239,6 +272,36 @@ impl CallSession {
             Some(TurnEvent::Discarded) => self.utterance.discard(),
             _ => {}
         }
+    }
+
+    /// Log, count and notify live alert transitions gathered in `alert_events`.
+    fn publish_alerts(&mut self) {
+        let mut events = std::mem::take(&mut self.alert_events);
+        for event in events.drain(..) {
+            let condition = event.condition.as_str();
+            match event.state {
+                AlertState::Raised => warn!(parent: &self.span, condition, value = event.value,
+                    threshold = event.threshold, "quality alert raised"),
+                AlertState::Cleared => {
+                    info!(parent: &self.span, condition, "quality alert cleared")
+                }
+            }
+            m::quality_alert(event.condition, event.state);
+            if event.state == AlertState::Raised
+                && !self.summary.alerts_raised.contains(&event.condition)
+            {
+                self.summary.alerts_raised.push(event.condition);
+            }
+            self.outlets.alerts.notify(AlertNotice {
+                event: "quality_alert",
+                at: rfc3339(SystemTime::now()),
+                call_sid: self.summary.call_sid.clone(),
+                stream_sid: self.summary.stream_sid.clone(),
+                window_secs: self.window_secs,
+                alert: event,
+            });
+        }
+        self.alert_events = events;
     }
 
     /// The caller spoke over our response: stop it at Twilio and here.
@@ -300,6 +363,8 @@ impl CallSession {
             }
         }
         let flushed = self.outbox.flush(sid);
+        self.meter.on_frames_sent(flushed.media);
+        self.meter.on_underruns(self.playout.take_underruns());
         self.metrics.frames_sent.increment(flushed.media);
         self.summary.media_frames_sent += flushed.media;
         if flushed.new_stall {
@@ -346,11 +411,23 @@ impl CallSession {
         }
         self.summary.end_reason = end;
         self.summary.duration_ms = self.started.elapsed().as_millis() as u64;
-        let s = &self.summary;
-        info!(parent: &self.span, end = end.as_str(), duration_ms = s.duration_ms,
-            frames_in = s.media_frames_received, frames_out = s.media_frames_sent,
-            turns = s.turns, played = s.responses_played, barge_ins = s.barge_ins,
-            latencies_ms = ?s.response_latencies_ms, errors = ?s.protocol_errors, "call ended");
+        self.alerts.close(&mut self.alert_events);
+        self.publish_alerts();
+        let latencies = &self.summary.response_latencies_ms;
+        let report = QualityReport::assess(&self.meter, latencies, &self.quality);
+        m::observe_call_quality(&report);
+        let (band, reasons) = (report.band.as_str(), report.reasons.clone());
+        let mos = report.emodel.mos;
+        self.summary.quality = Some(report);
+        // The per-call report: one structured log line, and one line in the reports file.
+        match serde_json::to_string(&self.summary) {
+            Ok(json) => {
+                info!(parent: &self.span, end = end.as_str(), band, mos, ?reasons,
+                    report = %json, "call report");
+                self.outlets.reports.write(json);
+            }
+            Err(e) => warn!(parent: &self.span, error = %e, "call report not serialisable"),
+        }
         self.summary
     }
 }

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::quality::notify::rfc3339;
+use crate::quality::report::{QualityReport, Reason};
 use crate::twilio::messages::ErrorReason;
 
 /// Why a call's session ended.
@@ -45,7 +47,7 @@ pub struct CallSummary {
     pub call_sid: Option<String>,
     pub stream_sid: Option<String>,
     pub custom_parameters: BTreeMap<String, String>,
-    #[serde(serialize_with = "unix_ms")]
+    #[serde(serialize_with = "as_rfc3339")]
     pub started_at: SystemTime,
     pub duration_ms: u64,
     pub end_reason: EndReason,
@@ -61,6 +63,10 @@ pub struct CallSummary {
     /// End of caller speech to first reply frame sent, per response, in ms.
     pub response_latencies_ms: Vec<u64>,
     pub protocol_errors: BTreeMap<&'static str, u64>,
+    /// Live quality alerts raised during the call.
+    pub alerts_raised: Vec<Reason>,
+    /// The quality verdict, filled in when the call ends.
+    pub quality: Option<QualityReport>,
 }
 
 /// Most digits kept per call (a keypad menu needs a handful).
@@ -88,6 +94,8 @@ impl CallSummary {
             dtmf_digits: String::new(),
             response_latencies_ms: Vec::new(),
             protocol_errors: BTreeMap::new(),
+            alerts_raised: Vec::new(),
+            quality: None,
         }
     }
 
@@ -103,10 +111,6 @@ impl CallSummary {
     }
 }
 
-fn unix_ms<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let ms = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    s.serialize_u64(ms)
+fn as_rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
 }

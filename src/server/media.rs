@@ -52,7 +52,12 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
 
     let reader = tokio::spawn(read_loop(stream, in_tx));
     let writer = tokio::spawn(write_loop(sink, out_rx));
-    let session = CallSession::new(&state.config, state.metrics.clone(), out_tx);
+    let session = CallSession::new(
+        &state.config,
+        state.metrics.clone(),
+        state.quality.clone(),
+        out_tx,
+    );
     let summary = session.run(in_rx, state.force_close.child_token()).await;
     // The session dropped its sender: the writer drains what is queued, closes, and ends —
     // unless the peer stopped reading, in which case it is cut off after a grace period.

@@ -27,6 +27,7 @@ pub use registry::CallRegistry;
 use crate::call::summary::CallSummary;
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
+use crate::quality::notify::QualityOutlets;
 
 /// What every handler can see.
 pub struct AppState {
@@ -34,6 +35,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub prometheus: PrometheusHandle,
     pub calls: Arc<CallRegistry>,
+    /// Alert webhook and report file, shared by all calls.
+    pub quality: QualityOutlets,
     /// Fired when shutdown starts: refuse new calls, report not ready.
     pub draining: CancellationToken,
     /// Fired when the drain deadline passes: end the calls still active.
@@ -65,10 +68,12 @@ impl Server {
         let prometheus = metrics::install();
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
+        let quality = QualityOutlets::start(&config.quality, &config.alerts);
         let state = Arc::new(AppState {
             config,
             metrics: Metrics::new(),
             prometheus,
+            quality,
             calls: Arc::new(CallRegistry::default()),
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),

@@ -11,6 +11,7 @@
 //! The simulator only ever connects where it is told (tests use 127.0.0.1) and every wait in a
 //! script is bounded.
 
+mod impair;
 mod playback;
 mod report;
 
@@ -21,12 +22,14 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+pub use impair::Impairments;
 pub use playback::{FRAME_BYTES, PlaybackBuffer};
 pub use report::SimReport;
 
 use crate::audio::mulaw;
 use crate::call::turn::frame_dbfs;
 use crate::twilio::messages::{self as msg, ParsedOutbound, parse_outbound};
+use impair::Network;
 
 /// One thing the simulated caller does.
 #[derive(Debug, Clone)]
@@ -62,6 +65,8 @@ pub struct SimCall {
     pub voice_threshold_dbfs: f32,
     /// Send `start` right after `connected`, as Twilio does (off to test media before start).
     pub send_start: bool,
+    /// Loss, jitter and gain on the caller's leg.
+    pub impairments: Impairments,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,7 @@ impl SimCall {
             steps: Vec::new(),
             voice_threshold_dbfs: -42.0,
             send_start: true,
+            impairments: Impairments::default(),
         }
     }
 
@@ -147,11 +153,14 @@ struct Runner {
     awaiting_reply_since: Option<u64>,
     replies_heard: usize,
     reply_playing: bool,
+    net: Network,
+    sent_jitter: Rfc3550Jitter,
 }
 
 impl Runner {
     fn new(call: SimCall) -> Self {
         let steps = call.steps.clone().into_iter();
+        let net = Network::new(call.impairments);
         Self {
             call,
             steps,
@@ -162,6 +171,8 @@ impl Runner {
             awaiting_reply_since: None,
             replies_heard: 0,
             reply_playing: false,
+            net,
+            sent_jitter: Rfc3550Jitter::default(),
         }
     }
 
@@ -196,8 +207,9 @@ impl Runner {
         let mut outgoing: Vec<Message> = Vec::new();
         let mut hung_up = false;
         'call: loop {
+            let due = self.net.next_due();
             tokio::select! {
-                _ = interval.tick() => {
+                tick_at = interval.tick() => {
                     now = match self.advance(now, &mut outgoing) {
                         Some(now) => now,
                         None => { hung_up = true; break 'call; }
@@ -205,20 +217,15 @@ impl Runner {
                     if matches!(now, Now::Done) {
                         break 'call;
                     }
-                    self.media_frame(&mut now, &mut outgoing);
+                    self.media_frame(&mut now, tick_at.into_std());
                     self.play_tick(&mut outgoing);
-                    for m in outgoing.drain(..) {
-                        sink.send(m).await.map_err(sock)?;
-                    }
                     self.tick += 1;
                 }
+                _ = sleep_until(due), if due.is_some() => {}
                 incoming = stream.next() => match incoming {
                     Some(Ok(m)) => {
                         if self.on_server_message(m, started, &mut outgoing) {
                             break 'call;
-                        }
-                        for m in outgoing.drain(..) {
-                            sink.send(m).await.map_err(sock)?;
                         }
                     }
                     Some(Err(e)) => {
@@ -228,11 +235,20 @@ impl Runner {
                     None => break 'call,
                 },
             }
+            let t = Instant::now();
+            for m in outgoing.drain(..) {
+                self.net.send(t, m);
+            }
+            self.flush_due(&mut sink, started, false)
+                .await
+                .map_err(sock)?;
         }
         if hung_up {
             // Disconnect step: drop the socket with no stop and no close handshake.
             drop((sink, stream));
         } else if self.report.closed_by_server.is_none() && self.report.socket_error.is_none() {
+            // Frames still held by the impaired link go out first (bounded: one stall cycle).
+            let _ = self.flush_due(&mut sink, started, true).await;
             let c = &self.call;
             let stop = msg::stop_json(self.seq + 1, &c.account_sid, &c.stream_sid, &c.call_sid);
             let _ = sink.send(Message::text(stop)).await;
@@ -248,7 +264,31 @@ impl Runner {
             let _ = tokio::time::timeout(Duration::from_secs(2), tail).await;
         }
         self.report.duration = started.elapsed();
+        self.report.sent_jitter_ms = self.sent_jitter.mean();
         Ok(self.report)
+    }
+
+    /// Send what the (possibly impaired) link releases by now — or everything, waiting for it,
+    /// when `all`. Tracks the RFC 3550 jitter of what was actually sent.
+    async fn flush_due(
+        &mut self,
+        sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+        started: Instant,
+        all: bool,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        loop {
+            if all && let Some(at) = self.net.next_due() {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            let Some((m, ts)) = self.net.pop_due(Instant::now()) else {
+                return Ok(());
+            };
+            sink.send(m).await?;
+            if let Some(ts) = ts {
+                let transit = started.elapsed().as_secs_f64() * 1000.0 - ts as f64;
+                self.sent_jitter.push(transit);
+            }
+        }
     }
 
     /// Run immediate steps and pick the next timed one. `None`: hang up now.
@@ -321,8 +361,8 @@ impl Runner {
         }
     }
 
-    /// Send this tick's 20 ms of the caller's line.
-    fn media_frame(&mut self, now: &mut Now, out: &mut Vec<Message>) {
+    /// Send this tick's 20 ms of the caller's line (through the impaired link).
+    fn media_frame(&mut self, now: &mut Now, tick_at: Instant) {
         let mut frame = [mulaw::SILENCE; FRAME_BYTES];
         let t_ms = self.tick * 20;
         if let Now::Speaking { audio, pos } = now {
@@ -332,6 +372,7 @@ impl Runner {
                 self.report.speech_starts_ms.push(t_ms);
             }
             *pos = end;
+            self.net.apply_gain(&mut frame);
             if self.is_voice(&frame) {
                 self.awaiting_reply_since = Some(t_ms + 20);
             }
@@ -341,11 +382,16 @@ impl Runner {
                 self.report.speech_ends_ms.push(end_ms);
             }
         }
-        let seq = self.next_seq();
-        let chunk = self.tick + 1;
-        let json = msg::media_json(seq, &self.call.stream_sid, chunk, t_ms, &frame);
-        out.push(Message::text(json));
         self.report.sent.extend_from_slice(&frame);
+        let chunk = self.tick + 1;
+        if self.net.drops(self.tick) {
+            self.report.frames_dropped += 1;
+            return;
+        }
+        let seq = self.next_seq();
+        let json = msg::media_json(seq, &self.call.stream_sid, chunk, t_ms, &frame);
+        self.net
+            .send_media(tick_at, self.tick, t_ms, Message::text(json));
         self.report.frames_sent += 1;
     }
 
@@ -441,6 +487,41 @@ impl Runner {
         let n = mulaw_frame.len().min(FRAME_BYTES);
         mulaw::decode_into(&mulaw_frame[..n], &mut pcm[..n]);
         frame_dbfs(&pcm[..n]) >= self.call.voice_threshold_dbfs
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// RFC 3550 interarrival jitter of the frames as actually sent, averaged over the call.
+#[derive(Debug, Default)]
+struct Rfc3550Jitter {
+    prev: Option<f64>,
+    j: f64,
+    sum: f64,
+    n: u64,
+}
+
+impl Rfc3550Jitter {
+    fn push(&mut self, transit_ms: f64) {
+        if let Some(prev) = self.prev {
+            self.j += ((transit_ms - prev).abs() - self.j) / 16.0;
+        }
+        self.prev = Some(transit_ms);
+        self.sum += self.j;
+        self.n += 1;
+    }
+
+    fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum / self.n as f64
+        }
     }
 }
 

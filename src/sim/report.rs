@@ -8,6 +8,10 @@ use std::time::Duration;
 #[derive(Debug, Default, Clone)]
 pub struct SimReport {
     pub frames_sent: u64,
+    /// Frames the impaired link lost (never sent; their `chunk` numbers skipped).
+    pub frames_dropped: u64,
+    /// RFC 3550 interarrival jitter of the frames as sent, mean over the call (ms).
+    pub sent_jitter_ms: f64,
     pub frames_received: u64,
     pub bytes_received: u64,
     pub marks_received: u64,
@@ -41,6 +45,22 @@ impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "call duration     {:.2} s", self.duration.as_secs_f64())?;
         writeln!(f, "frames sent       {}", self.frames_sent)?;
+        if self.frames_dropped > 0 {
+            let total = self.frames_sent + self.frames_dropped;
+            let pct = 100.0 * self.frames_dropped as f64 / total as f64;
+            writeln!(
+                f,
+                "frames dropped    {} ({pct:.1} %, injected loss)",
+                self.frames_dropped
+            )?;
+        }
+        if self.sent_jitter_ms >= 1.0 {
+            writeln!(
+                f,
+                "sent jitter       {:.1} ms (RFC 3550, injected)",
+                self.sent_jitter_ms
+            )?;
+        }
         writeln!(
             f,
             "frames received   {} ({:.2} s of audio)",
