@@ -43,6 +43,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub agent: AgentConfig,
+    pub stt: SttConfig,
+    pub tts: TtsConfig,
     pub limits: LimitsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
@@ -76,12 +78,91 @@ pub struct LogConfig {
 #[serde(rename_all = "lowercase")]
 pub enum AgentKind {
     Echo,
+    Openai,
+    Scripted,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub kind: AgentKind,
+    pub base_url: String,
+    pub model: String,
+    pub system_prompt: String,
+    pub greeting: String,
+    pub timeout_ms: u64,
+    pub fallback_base_url: String,
+    pub fallback_model: String,
+    pub flow_file: String,
+    pub apology: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SttProvider {
+    None,
+    Deepgram,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SttConfig {
+    pub provider: SttProvider,
+    pub base_url: String,
+    pub model: String,
+    pub endpointing_ms: u32,
+    pub utterance_end_ms: u32,
+    pub keepalive_secs: u64,
+    pub replay_ms: u32,
+    pub connect_timeout_ms: u64,
+    pub max_reconnects: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TtsProvider {
+    None,
+    ElevenlabsWs,
+    ElevenlabsHttp,
+    Openai,
+    Espeak,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtsConfig {
+    pub provider: TtsProvider,
+    /// A second provider, `""` for none (parsed by [`TtsConfig::fallback_provider`]).
+    pub fallback: String,
+    pub timeout_ms: u64,
+    pub elevenlabs_base_url: String,
+    pub elevenlabs_voice_id: String,
+    pub elevenlabs_model: String,
+    pub openai_base_url: String,
+    pub openai_model: String,
+    pub openai_voice: String,
+    pub espeak_voice: String,
+    pub espeak_rate: u32,
+}
+
+impl TtsConfig {
+    pub fn fallback_provider(&self) -> Option<TtsProvider> {
+        match self.fallback.as_str() {
+            "elevenlabs_ws" => Some(TtsProvider::ElevenlabsWs),
+            "elevenlabs_http" => Some(TtsProvider::ElevenlabsHttp),
+            "openai" => Some(TtsProvider::Openai),
+            "espeak" => Some(TtsProvider::Espeak),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnSource {
+    Vad,
+    Stt,
+    Auto,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +178,7 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TurnConfig {
+    pub source: TurnSource,
     pub vad_threshold_dbfs: f32,
     pub speech_start_ms: u32,
     pub end_of_turn_ms: u32,
@@ -146,6 +228,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where the caller's turn ends, with `auto` resolved.
+    pub fn turn_source(&self) -> TurnSource {
+        match (self.turn.source, self.stt.provider) {
+            (TurnSource::Auto, SttProvider::None) => TurnSource::Vad,
+            (TurnSource::Auto, _) => TurnSource::Stt,
+            (source, _) => source,
+        }
+    }
+
     /// Defaults, then `file` (if any), then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_with_env(file, |name| std::env::var(name).ok())
@@ -246,6 +337,39 @@ impl Config {
         let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
         if !url.is_empty() && !scheme_ok {
             return invalid("alerts.webhook_url", "must be an http:// or https:// URL");
+        }
+        if !self.tts.fallback.is_empty() && self.tts.fallback_provider().is_none() {
+            return invalid(
+                "tts.fallback",
+                "must be elevenlabs_ws, elevenlabs_http, openai, espeak or empty",
+            );
+        }
+        if self.agent.kind != AgentKind::Echo && self.tts.provider == TtsProvider::None {
+            return invalid(
+                "tts.provider",
+                "the openai and scripted agents need a TTS provider",
+            );
+        }
+        if self.stt.provider != SttProvider::None && self.tts.provider == TtsProvider::None {
+            return invalid(
+                "tts.provider",
+                "with an STT provider, replies are spoken: set a TTS provider",
+            );
+        }
+        if self.turn.source == TurnSource::Stt && self.stt.provider == SttProvider::None {
+            return invalid(
+                "turn.source",
+                "\"stt\" needs an STT provider (stt.provider)",
+            );
+        }
+        if self.agent.kind == AgentKind::Openai && self.stt.provider == SttProvider::None {
+            return invalid(
+                "stt.provider",
+                "the openai agent needs transcripts: set an STT provider",
+            );
+        }
+        if self.stt.utterance_end_ms < 1000 {
+            return invalid("stt.utterance_end_ms", "Deepgram needs 1000 ms or more");
         }
         if self.public_host_invalid() {
             return invalid(

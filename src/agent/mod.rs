@@ -1,4 +1,79 @@
-//! Agents: who answers the caller. Today the built-in echo agent; the LLM and scripted agents
-//! plug in here behind the same seam. An agent never touches sockets or playout timing.
+//! Agents: who answers the caller. The session knows only [`Agent`] / [`AgentSession`];
+//! one file per agent: [`echo`] (the default), [`openai`] (any OpenAI-compatible Chat
+//! Completions server, streamed), [`scripted`] (a deterministic flow from a file).
+//!
+//! An agent produces *text* (spoken by the TTS) or, for echo without STT, *audio*. It never
+//! touches sockets, playout timing or TTS. Text is handed over in speakable pieces — sentences
+//! or clauses — as soon as each is complete ([`sentences`]).
 
 pub mod echo;
+// TODO(merge) pub mod openai;
+// TODO(merge) pub mod scripted;
+// TODO(merge) pub mod sentences;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::provider::{CallIds, ProviderError};
+
+/// Events buffered between an agent's response task and the session.
+pub const EVENT_QUEUE: usize = 64;
+
+/// What the caller did this turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallerTurn {
+    /// The final transcript of what they said.
+    Speech(String),
+    /// DTMF digits pressed.
+    Dtmf(String),
+    /// Their raw 8 kHz μ-law audio (when no STT runs).
+    Audio(Bytes),
+}
+
+/// Something the agent wants done to the call (tool calls `end_call`, `transfer_call`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallAction {
+    /// Hang up once the current response has played.
+    EndCall,
+    /// Transfer to this number (E.164) once the current response has played.
+    Transfer { to: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// A speakable piece of the reply (sentence or clause), in order.
+    Text(String),
+    /// Reply audio, 8 kHz μ-law (echo without STT).
+    Audio(Bytes),
+    /// Do this to the call after the reply.
+    Action(CallAction),
+    /// The reply is complete.
+    Done,
+    /// The agent failed; no more events follow.
+    Failed(ProviderError),
+}
+
+/// An agent: a factory of per-call conversations.
+pub trait Agent: Send + Sync + 'static {
+    /// Name for logs and the `provider` metric label.
+    fn name(&self) -> &'static str;
+    /// A new conversation for one call.
+    fn start_call(&self, call: &CallIds) -> Box<dyn AgentSession>;
+}
+
+/// One call's conversation: owns its history and flow state.
+pub trait AgentSession: Send {
+    /// What to say when the stream starts, if anything.
+    fn greeting(&mut self) -> Option<String>;
+    /// Answer the caller's turn. Cancelling `cancel` (barge-in) abandons the reply: the task
+    /// must stop promptly (drop the HTTP stream so the provider sees the cancellation).
+    fn respond(
+        &mut self,
+        turn: CallerTurn,
+        cancel: CancellationToken,
+    ) -> mpsc::Receiver<AgentEvent>;
+    /// How the last reply ended: the text the caller actually heard (all of it unless
+    /// `interrupted`). The history keeps exactly this.
+    fn reply_heard(&mut self, heard: &str, interrupted: bool);
+}

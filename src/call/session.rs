@@ -68,7 +68,6 @@ pub struct CallSession {
     turn: TurnDetector,
     utterance: Utterance,
     playout: Playout,
-    agent: EchoAgent,
     outbox: Outbox,
     /// (response id, end of caller speech) awaiting its first frame out.
     latency_pending: Option<(u64, Instant)>,
@@ -103,7 +102,6 @@ impl CallSession {
             turn: TurnDetector::new(turn),
             utterance: Utterance::new(turn.pre_roll_ms, config.limits.max_utterance_ms),
             playout: Playout::new(config.playout.lead_ms, config.playout.chunk_ms),
-            agent: EchoAgent::default(),
             outbox: Outbox::new(writer),
             latency_pending: None,
             summary: CallSummary::new(SystemTime::now()),
@@ -264,7 +262,7 @@ impl CallSession {
             }) => {
                 let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
                 self.summary.turns += 1;
-                let reply = self.agent.respond(audio);
+                let reply = EchoAgent::echo_audio(audio);
                 let id = self.playout.enqueue(reply);
                 self.latency_pending = Some((id, speech_end));
                 debug!(parent: &self.span, speech_ms, response = id, "caller turn ended");

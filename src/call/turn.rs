@@ -229,6 +229,7 @@ mod tests {
 
     fn cfg() -> TurnConfig {
         TurnConfig {
+            source: crate::config::TurnSource::Vad,
             vad_threshold_dbfs: -42.0,
             speech_start_ms: 60,
             end_of_turn_ms: 600,

@@ -1,0 +1,57 @@
+//! Speech-to-text: the [`SpeechToText`] trait the call session uses, and one file per provider.
+//!
+//! A provider runs its own task per call: the session pushes the caller's 8 kHz μ-law frames
+//! into [`SttStream::audio`] (bounded; see its doc) and reads [`SttEvent`]s. Reconnecting,
+//! keep-alives and replaying audio after a reconnect are the provider's job, not the session's.
+//! Dropping the audio sender ends the stream gracefully (the provider flushes and closes).
+
+// TODO(merge) pub mod deepgram;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::provider::{CallIds, ProviderError};
+
+/// Frames of caller audio the session may queue for the provider task (5 s of 20 ms frames).
+/// When full, the session drops the frame and counts it; the provider's own replay buffer
+/// covers reconnects, this covers only a stalled task.
+pub const AUDIO_QUEUE: usize = 250;
+
+/// What the recogniser tells the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttEvent {
+    /// The provider heard speech begin (barge-in trigger).
+    SpeechStarted,
+    /// A transcript. Interim results may be revised; finals may be empty. `speech_final`
+    /// marks the provider's endpoint: the caller's turn is over.
+    Transcript {
+        text: String,
+        is_final: bool,
+        speech_final: bool,
+    },
+    /// No more words for `utterance_end_ms`: end of turn even if no endpoint came.
+    UtteranceEnd,
+    /// A failure; the provider is reconnecting (`reconnecting`) or has given up.
+    Error {
+        error: ProviderError,
+        reconnecting: bool,
+    },
+    /// Reconnected after an error; buffered audio was replayed.
+    Reconnected,
+}
+
+/// One call's live transcription.
+#[derive(Debug)]
+pub struct SttStream {
+    pub audio: mpsc::Sender<Bytes>,
+    pub events: mpsc::Receiver<SttEvent>,
+}
+
+/// A streaming recogniser.
+pub trait SpeechToText: Send + Sync + 'static {
+    /// Provider name for logs and the `provider` metric label.
+    fn name(&self) -> &'static str;
+    /// Start transcribing one call. Cancelling `cancel` ends the stream at once.
+    fn start(&self, call: CallIds, cancel: CancellationToken) -> SttStream;
+}
