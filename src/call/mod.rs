@@ -4,8 +4,11 @@
 //! [`turn`] finds the caller's turns, [`playout`] paces responses, [`summary`] records the call.
 //! Nothing here touches sockets directly; the server module wires the I/O tasks around it.
 
+pub mod conversation;
+pub mod latency;
 pub mod outbox;
 pub mod playout;
+pub mod services;
 pub mod session;
 pub mod summary;
 pub mod turn;

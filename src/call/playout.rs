@@ -10,12 +10,16 @@
 //! `resp-{id}`; the response counts as played only when that mark comes back and it was not
 //! cleared, because Twilio also returns pending marks when it executes a `clear`.
 //!
+//! Responses may be streamed: [`Playout::begin`] opens one, [`Playout::append`] adds audio as
+//! the TTS produces it, [`Playout::finish`] closes it. Chunks go out whole (≥ `chunk_ms`) except
+//! the last one of a finished response.
+//!
 //! This module decides *what* to send and *when*; it does no I/O and reads no clock itself.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Something the session must send to Twilio now.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +44,22 @@ pub enum MarkOutcome {
 #[derive(Debug)]
 struct Response {
     id: u64,
-    audio: Bytes,
+    /// Audio received and not yet sent.
+    pending: BytesMut,
+    /// Bytes sent so far.
     sent: usize,
+    /// No more audio will be appended.
+    finished: bool,
+}
+
+/// What a `clear` interrupted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// Every response dropped or cut off.
+    pub ids: Vec<u64>,
+    /// How much of the most recent response the caller heard, in μ-law bytes (8 per ms):
+    /// what was sent minus what was still buffered at Twilio.
+    pub heard_bytes: usize,
 }
 
 /// The outbound side of one call.
@@ -51,7 +69,9 @@ pub struct Playout {
     chunk_bytes: usize,
     queue: VecDeque<Response>,
     /// Responses fully sent whose mark has not come back yet.
-    awaiting_mark: VecDeque<u64>,
+    awaiting_mark: VecDeque<(u64, usize)>,
+    /// The response that sent the latest chunk, and its bytes sent by then.
+    last_sent: (u64, usize),
     /// Ids cleared while their mark was pending: Twilio will still return those marks.
     cleared: VecDeque<u64>,
     play_head: Option<Instant>,
@@ -72,6 +92,7 @@ impl Playout {
             chunk_bytes: chunk_ms.max(20) as usize * 8,
             queue: VecDeque::new(),
             awaiting_mark: VecDeque::new(),
+            last_sent: (0, 0),
             cleared: VecDeque::new(),
             play_head: None,
             next_id: 1,
@@ -79,16 +100,44 @@ impl Playout {
         }
     }
 
-    /// Queue a response behind any in progress; returns its generation id.
-    pub fn enqueue(&mut self, audio: impl Into<Bytes>) -> u64 {
+    /// Open a streamed response behind any in progress; returns its generation id.
+    pub fn begin(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.queue.push_back(Response {
             id,
-            audio: audio.into(),
+            pending: BytesMut::new(),
             sent: 0,
+            finished: false,
         });
         id
+    }
+
+    /// Add audio to response `id` (ignored if it was cleared or finished).
+    pub fn append(&mut self, id: u64, audio: &[u8]) {
+        if let Some(r) = self.queue.iter_mut().find(|r| r.id == id && !r.finished) {
+            r.pending.extend_from_slice(audio);
+        }
+    }
+
+    /// No more audio for response `id`: its tail and mark may go.
+    pub fn finish(&mut self, id: u64) {
+        if let Some(r) = self.queue.iter_mut().find(|r| r.id == id) {
+            r.finished = true;
+        }
+    }
+
+    /// Queue a whole response at once; returns its generation id.
+    pub fn enqueue(&mut self, audio: impl AsRef<[u8]>) -> u64 {
+        let id = self.begin();
+        self.append(id, audio.as_ref());
+        self.finish(id);
+        id
+    }
+
+    /// Bytes of response `id` sent so far (0 when unknown).
+    pub fn sent_bytes(&self, id: u64) -> usize {
+        self.queue.iter().find(|r| r.id == id).map_or(0, |r| r.sent)
     }
 
     /// Is a response being sent, or still playing at Twilio (mark not back)?
@@ -101,14 +150,12 @@ impl Playout {
         self.queue.front().map(|r| r.id)
     }
 
-    /// Whether the next chunk sent would be the first of its response.
-    pub fn at_response_start(&self) -> bool {
-        self.queue.front().is_some_and(|r| r.sent == 0)
-    }
-
-    /// When [`Playout::poll`] next has something to send (None: nothing queued).
+    /// When [`Playout::poll`] next has something to send (None: nothing sendable queued).
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        self.queue.front()?;
+        let front = self.queue.front()?;
+        if !front.finished && front.pending.len() < self.chunk_bytes {
+            return None; // waiting for more audio; `append` is followed by a fresh look
+        }
         match self.play_head {
             Some(head) if head > now => Some(head - self.lead),
             _ => Some(now),
@@ -117,12 +164,23 @@ impl Playout {
 
     /// The next action due at `now`, if any. Call until it returns `None`.
     pub fn poll(&mut self, now: Instant) -> Option<PlayoutAction> {
+        // A response that produced no audio at all is dropped without a mark.
+        while self
+            .queue
+            .front()
+            .is_some_and(|r| r.finished && r.sent == 0 && r.pending.is_empty())
+        {
+            self.queue.pop_front();
+        }
         let front = self.queue.front_mut()?;
-        if front.sent >= front.audio.len() {
+        if front.finished && front.pending.is_empty() {
             let id = front.id;
             self.queue.pop_front();
-            self.awaiting_mark.push_back(id);
+            self.awaiting_mark.push_back((id, 0));
             return Some(PlayoutAction::Mark(format!("{MARK_PREFIX}{id}")));
+        }
+        if !front.finished && front.pending.len() < self.chunk_bytes {
+            return None;
         }
         // Twilio's buffer ran dry mid-response: the caller heard a gap.
         if front.sent > 0 && self.play_head.is_some_and(|h| h + UNDERRUN_SLACK < now) {
@@ -133,25 +191,36 @@ impl Playout {
         if head > now + self.lead {
             return None;
         }
-        let end = (front.sent + self.chunk_bytes).min(front.audio.len());
-        let chunk = front.audio.slice(front.sent..end);
-        front.sent = end;
-        self.play_head = Some(head + Duration::from_micros(chunk.len() as u64 * 125));
+        let n = self.chunk_bytes.min(front.pending.len());
+        let chunk = front.pending.split_to(n).freeze();
+        front.sent += n;
+        self.last_sent = (front.id, front.sent);
+        self.play_head = Some(head + Duration::from_micros(n as u64 * 125));
         Some(PlayoutAction::Media(chunk))
     }
 
-    /// Drop everything queued or playing (barge-in). Returns the ids interrupted.
-    pub fn clear(&mut self) -> Vec<u64> {
-        let mut interrupted: Vec<u64> = self.awaiting_mark.drain(..).collect();
-        interrupted.extend(self.queue.drain(..).map(|r| r.id));
-        for &id in &interrupted {
+    /// Drop everything queued or playing (barge-in) at `now`.
+    pub fn clear(&mut self, now: Instant) -> Cleared {
+        let unplayed = self
+            .play_head
+            .filter(|h| *h > now)
+            .map_or(0, |h| ((h - now).as_micros() / 125) as usize);
+        let mut ids: Vec<u64> = self.awaiting_mark.drain(..).map(|(id, _)| id).collect();
+        ids.extend(self.queue.drain(..).map(|r| r.id));
+        for &id in &ids {
             if self.cleared.len() == MAX_CLEARED_REMEMBERED {
                 self.cleared.pop_front();
             }
             self.cleared.push_back(id);
         }
+        let (last_id, last_sent) = self.last_sent;
+        let heard_bytes = if ids.last() == Some(&last_id) {
+            last_sent.saturating_sub(unplayed)
+        } else {
+            0
+        };
         self.play_head = None;
-        interrupted
+        Cleared { ids, heard_bytes }
     }
 
     /// Underruns since the last call.
@@ -167,7 +236,7 @@ impl Playout {
         else {
             return MarkOutcome::Unknown;
         };
-        if let Some(pos) = self.awaiting_mark.iter().position(|&x| x == id) {
+        if let Some(pos) = self.awaiting_mark.iter().position(|&(x, _)| x == id) {
             self.awaiting_mark.remove(pos);
             return MarkOutcome::Played(id);
         }
@@ -240,7 +309,7 @@ mod tests {
         );
         let b = p.enqueue(vec![0u8; 8000]);
         drain(&mut p, t0);
-        assert_eq!(p.clear(), vec![a, b]);
+        assert_eq!(p.clear(t0).ids, vec![a, b]);
         assert!(!p.is_active());
         assert_eq!(p.poll(t0), None);
         // Twilio returns the pending mark after clear: it does not count as played.
@@ -249,6 +318,58 @@ mod tests {
         let c = p.enqueue(vec![0u8; 160]);
         assert!(c > b);
         assert!(matches!(p.poll(t0), Some(PlayoutAction::Media(_))));
+    }
+
+    #[test]
+    fn streamed_response_waits_for_whole_chunks_and_reports_what_was_heard() {
+        let mut p = Playout::new(100, 20);
+        let t0 = Instant::now();
+        let id = p.begin();
+        p.append(id, &[1u8; 100]);
+        assert_eq!(
+            p.next_deadline(t0),
+            None,
+            "less than a chunk: wait for more"
+        );
+        assert_eq!(p.poll(t0), None);
+        p.append(id, &[1u8; 1500]); // 1600 bytes = 200 ms
+        let sent = drain(&mut p, t0);
+        assert_eq!(sent.len(), 6, "100 ms lead + the chunk due now");
+        assert_eq!(p.sent_bytes(id), 960);
+        // 60 ms later the caller has heard 60 ms (480 bytes); 480 more are buffered at Twilio.
+        let cleared = p.clear(t0 + Duration::from_millis(60));
+        assert_eq!(cleared.ids, vec![id]);
+        assert_eq!(cleared.heard_bytes, 480);
+        // Audio arriving after the clear for the old response is ignored.
+        p.append(id, &[1u8; 160]);
+        assert_eq!(p.poll(t0), None);
+    }
+
+    #[test]
+    fn silent_responses_vanish_without_a_mark() {
+        let mut p = Playout::new(100, 20);
+        let t0 = Instant::now();
+        let empty = p.begin();
+        p.finish(empty);
+        let real = p.enqueue(vec![1u8; 160]);
+        let actions = drain(&mut p, t0);
+        assert_eq!(actions.len(), 2);
+        assert_eq!(actions[1], PlayoutAction::Mark(format!("resp-{real}")));
+        assert_eq!(p.on_mark(&format!("resp-{empty}")), MarkOutcome::Unknown);
+    }
+
+    #[test]
+    fn finish_sends_the_short_tail_then_the_mark() {
+        let mut p = Playout::new(1000, 20);
+        let t0 = Instant::now();
+        let id = p.begin();
+        p.append(id, &[1u8; 200]);
+        assert_eq!(drain(&mut p, t0).len(), 1);
+        p.finish(id);
+        let rest = drain(&mut p, t0);
+        assert_eq!(rest.len(), 2);
+        assert!(matches!(&rest[0], PlayoutAction::Media(c) if c.len() == 40));
+        assert_eq!(rest[1], PlayoutAction::Mark(format!("resp-{id}")));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::call::latency::TurnLatency;
 use crate::quality::notify::rfc3339;
 use crate::quality::report::{QualityReport, Reason};
 use crate::twilio::messages::ErrorReason;
@@ -27,6 +28,8 @@ pub enum EndReason {
     MessageTooLarge,
     /// The server shut down before the call ended.
     ServerShutdown,
+    /// The agent ended the call (`end_call`).
+    AgentHangup,
 }
 
 impl EndReason {
@@ -37,6 +40,7 @@ impl EndReason {
             EndReason::AbruptDisconnect => "abrupt_disconnect",
             EndReason::MessageTooLarge => "message_too_large",
             EndReason::ServerShutdown => "server_shutdown",
+            EndReason::AgentHangup => "agent_hangup",
         }
     }
 }
@@ -63,6 +67,15 @@ pub struct CallSummary {
     /// End of caller speech to first reply frame sent, per response, in ms.
     pub response_latencies_ms: Vec<u64>,
     pub protocol_errors: BTreeMap<&'static str, u64>,
+    /// Latency by stage for each reply (STT, agent, TTS, server).
+    pub turn_latencies: Vec<TurnLatency>,
+    /// Call actions the agent took (`end_call`, `transfer_call +1…`).
+    pub actions: Vec<String>,
+    /// Provider failures seen by this call (each also counted by provider and kind).
+    pub provider_failures: u64,
+    pub stt_reconnects: u64,
+    /// Caller frames the STT queue could not take.
+    pub stt_frames_dropped: u64,
     /// Live quality alerts raised during the call.
     pub alerts_raised: Vec<Reason>,
     /// The quality verdict, filled in when the call ends.
@@ -94,6 +107,11 @@ impl CallSummary {
             dtmf_digits: String::new(),
             response_latencies_ms: Vec::new(),
             protocol_errors: BTreeMap::new(),
+            turn_latencies: Vec::new(),
+            actions: Vec::new(),
+            provider_failures: 0,
+            stt_reconnects: 0,
+            stt_frames_dropped: 0,
             alerts_raised: Vec::new(),
             quality: None,
         }

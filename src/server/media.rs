@@ -54,6 +54,7 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
     let writer = tokio::spawn(write_loop(sink, out_rx));
     let session = CallSession::new(
         &state.config,
+        Arc::clone(&state.services),
         state.metrics.clone(),
         state.quality.clone(),
         out_tx,

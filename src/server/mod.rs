@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 pub use registry::CallRegistry;
 
+use crate::call::services::CallServices;
 use crate::call::summary::CallSummary;
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
@@ -32,6 +33,8 @@ use crate::quality::notify::QualityOutlets;
 /// What every handler can see.
 pub struct AppState {
     pub config: Config,
+    /// Speech providers and agent, shared by every call.
+    pub services: Arc<CallServices>,
     pub metrics: Metrics,
     pub prometheus: PrometheusHandle,
     pub calls: Arc<CallRegistry>,
@@ -65,12 +68,19 @@ pub struct Server {
 impl Server {
     /// Bind `config.server.listen` and start serving in the background.
     pub async fn bind(config: Config) -> std::io::Result<Self> {
+        Self::bind_with(config, CallServices::echo()).await
+    }
+
+    /// Like [`Server::bind`], with the providers to use.
+    pub async fn bind_with(config: Config, services: CallServices) -> std::io::Result<Self> {
+        let services = Arc::new(services);
         let prometheus = metrics::install();
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
         let quality = QualityOutlets::start(&config.quality, &config.alerts);
         let state = Arc::new(AppState {
             config,
+            services,
             metrics: Metrics::new(),
             prometheus,
             quality,

@@ -1,33 +1,39 @@
 //! `CallSession`: the one task that owns a call's state.
 //!
 //! The socket reader hands raw frames in over a bounded channel; the session parses them,
-//! decodes the caller's audio, runs turn detection, asks the agent for a response at the end of
-//! each turn, paces the response out through [`Playout`], and hands outbound messages to the
-//! socket writer through the [`Outbox`]. Nothing else touches call state, so there are no locks
+//! decodes the caller's audio, feeds the quality meter, the turn detector and the STT, asks the
+//! [`Conversation`] for a response at the end of each turn, paces the response out through
+//! [`Playout`], and hands outbound messages to the socket writer through the [`Outbox`]. Nothing else touches call state, so there are no locks
 //! on the per-frame path. The session never reads or writes the socket itself and never blocks.
 //!
 //! Bad input never ends a call unless Twilio would end it too: every problem is counted in
 //! `voxbridge_protocol_errors_total{reason}` and logged once per reason per call.
 
-use std::time::{Instant, SystemTime};
+mod dialog;
+mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, debug, info, warn};
 
+use super::conversation::Conversation;
 use super::outbox::{Outbox, Outgoing};
 use super::playout::{MarkOutcome, Playout, PlayoutAction};
-use super::summary::{CallSummary, EndReason, MAX_DTMF_DIGITS, MAX_LATENCIES};
+use super::services::CallServices;
+use super::summary::{CallSummary, EndReason, MAX_DTMF_DIGITS};
 use super::turn::{TurnDetector, TurnEvent, Utterance, frame_dbfs};
-use crate::agent::echo::EchoAgent;
 use crate::audio::mulaw;
-use crate::config::{Config, QualityConfig};
-use crate::metrics::{self as m, Metrics};
-use crate::quality::alerts::{AlertEvent, AlertState, LiveAlerts};
+use crate::config::{Config, QualityConfig, TurnSource};
+use crate::metrics::Metrics;
+use crate::provider::CallIds;
+use crate::quality::alerts::{AlertEvent, LiveAlerts};
 use crate::quality::meter::QualityMeter;
-use crate::quality::notify::{AlertNotice, QualityOutlets, rfc3339};
-use crate::quality::report::QualityReport;
+use crate::quality::notify::QualityOutlets;
+use crate::stt::SttStream;
 use crate::twilio::messages::{
     ErrorReason, InboundEvent, OutboundMessage, ProtocolError, decode_payload, parse_inbound,
 };
@@ -53,8 +59,11 @@ enum Flow {
 /// Audio kept before the voice onset and after the last voiced frame of an utterance.
 const UTTERANCE_LEAD_MS: u32 = 20;
 const UTTERANCE_TAIL_MS: u32 = 60;
+/// DTMF digits pressed within this long of each other form one turn.
+const DTMF_TURN_GAP: Duration = Duration::from_millis(700);
 
 pub struct CallSession {
+    services: Arc<CallServices>,
     metrics: Metrics,
     quality: QualityConfig,
     meter: QualityMeter,
@@ -69,8 +78,23 @@ pub struct CallSession {
     utterance: Utterance,
     playout: Playout,
     outbox: Outbox,
-    /// (response id, end of caller speech) awaiting its first frame out.
-    latency_pending: Option<(u64, Instant)>,
+    /// The agent conversation, from `start` on.
+    conv: Option<Conversation>,
+    /// Live transcription, from `start` on, when an STT provider is configured.
+    stt: Option<SttStream>,
+    stt_cancel: CancellationToken,
+    turn_source: TurnSource,
+    /// Final transcripts of the caller's current turn.
+    transcript: String,
+    /// When the caller's last voiced frame arrived.
+    last_voiced_at: Option<Instant>,
+    /// Digits of a DTMF turn being gathered, and when it is complete.
+    dtmf_pending: String,
+    dtmf_deadline: Option<Instant>,
+    /// Playout id of the response whose first frame is awaited (latency).
+    latency_pending: Option<u64>,
+    /// The agent asked to end the call once this response has played.
+    hang_up_after: Option<u64>,
     summary: CallSummary,
     logged_reasons: u32,
     payload: Vec<u8>,
@@ -81,6 +105,7 @@ pub struct CallSession {
 impl CallSession {
     pub fn new(
         config: &Config,
+        services: Arc<CallServices>,
         metrics: Metrics,
         outlets: QualityOutlets,
         writer: mpsc::Sender<Outgoing>,
@@ -89,6 +114,8 @@ impl CallSession {
         let started = Instant::now();
         let window_secs = config.alerts.window_secs;
         Self {
+            turn_source: services.turn_source,
+            services,
             metrics,
             quality: config.quality.clone(),
             meter: QualityMeter::new(&config.quality, window_secs, started),
@@ -103,7 +130,15 @@ impl CallSession {
             utterance: Utterance::new(turn.pre_roll_ms, config.limits.max_utterance_ms),
             playout: Playout::new(config.playout.lead_ms, config.playout.chunk_ms),
             outbox: Outbox::new(writer),
+            conv: None,
+            stt: None,
+            stt_cancel: CancellationToken::new(),
+            transcript: String::new(),
+            last_voiced_at: None,
+            dtmf_pending: String::new(),
+            dtmf_deadline: None,
             latency_pending: None,
+            hang_up_after: None,
             summary: CallSummary::new(SystemTime::now()),
             logged_reasons: 0,
             payload: Vec::with_capacity(1024),
@@ -124,6 +159,7 @@ impl CallSession {
     ) -> CallSummary {
         let end = loop {
             let deadline = self.playout.next_deadline(Instant::now());
+            let dtmf_deadline = self.dtmf_deadline;
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Flow::End(EndReason::ServerShutdown),
@@ -131,8 +167,20 @@ impl CallSession {
                     Some(msg) => self.on_inbound(msg),
                     None => Flow::End(EndReason::AbruptDisconnect),
                 },
+                ev = next_conv(&mut self.conv) => {
+                    self.on_conversation(ev);
+                    Flow::Continue
+                }
+                ev = next_stt(&mut self.stt) => {
+                    self.on_stt(ev);
+                    Flow::Continue
+                }
                 _ = self.outbox.writable(), if !self.outbox.is_empty() => Flow::Continue,
                 _ = sleep_until(deadline), if deadline.is_some() && self.outbox.is_empty() => {
+                    Flow::Continue
+                }
+                _ = sleep_until(dtmf_deadline), if dtmf_deadline.is_some() => {
+                    self.dtmf_turn();
                     Flow::Continue
                 }
             };
@@ -191,7 +239,12 @@ impl CallSession {
                 self.summary.call_sid = Some(start.call_sid.0.clone());
                 self.summary.stream_sid = Some(start.stream_sid.0.clone());
                 self.summary.custom_parameters = start.custom_parameters.into_iter().collect();
+                let ids = CallIds {
+                    call_sid: start.call_sid.0,
+                    stream_sid: start.stream_sid.0.clone(),
+                };
                 self.stream_sid = Some(start.stream_sid.0);
+                self.begin_conversation(ids);
             }
             InboundEvent::Media(media) => {
                 let Some(sid) = self.stream_sid.as_deref() else {
@@ -220,9 +273,11 @@ impl CallSession {
                 info!(parent: &self.span, digit = %dtmf.digit, "dtmf");
                 if self.summary.dtmf_digits.len() < MAX_DTMF_DIGITS {
                     self.summary.dtmf_digits.push_str(&dtmf.digit);
+                    self.dtmf_pending.push_str(&dtmf.digit);
+                    self.dtmf_deadline = Some(Instant::now() + DTMF_TURN_GAP);
                 }
             }
-            InboundEvent::Mark(mark) => self.on_mark(&mark.name),
+            InboundEvent::Mark(mark) => return self.on_mark(&mark.name),
             InboundEvent::Stop(_) => {
                 info!(parent: &self.span, "stream stopped by twilio");
                 return Flow::End(EndReason::Stop);
@@ -246,83 +301,49 @@ impl CallSession {
             self.alerts.evaluate(&self.meter, &mut self.alert_events);
             self.publish_alerts();
         }
+        self.forward_to_stt();
+        if voiced {
+            self.last_voiced_at = Some(now);
+        }
         let event = self.turn.push(level, frame_ms, now);
         if event == Some(TurnEvent::SpeechStarted) {
             self.utterance.start();
-            if self.playout.is_active() {
-                self.barge_in();
-            }
+            self.caller_started_speaking("vad");
         }
-        self.utterance
-            .push(&self.payload, self.turn.is_voiced(level));
+        self.utterance.push(&self.payload, voiced);
         match event {
             Some(TurnEvent::TurnEnded {
                 speech_ms,
                 speech_end,
             }) => {
                 let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
-                self.summary.turns += 1;
-                let reply = EchoAgent::echo_audio(audio);
-                let id = self.playout.enqueue(reply);
-                self.latency_pending = Some((id, speech_end));
-                debug!(parent: &self.span, speech_ms, response = id, "caller turn ended");
+                debug!(parent: &self.span, speech_ms, "caller turn ended (vad)");
+                if self.turn_source == TurnSource::Vad {
+                    let turn = if self.stt.is_some() || self.services.stt.is_some() {
+                        let text = std::mem::take(&mut self.transcript);
+                        if text.trim().is_empty() {
+                            return;
+                        }
+                        crate::agent::CallerTurn::Speech(text)
+                    } else {
+                        crate::agent::CallerTurn::Audio(audio.into())
+                    };
+                    self.end_turn(turn, Some(speech_end), now);
+                }
             }
             Some(TurnEvent::Discarded) => self.utterance.discard(),
             _ => {}
         }
     }
 
-    /// Log, count and notify live alert transitions gathered in `alert_events`.
-    fn publish_alerts(&mut self) {
-        let mut events = std::mem::take(&mut self.alert_events);
-        for event in events.drain(..) {
-            let condition = event.condition.as_str();
-            match event.state {
-                AlertState::Raised => warn!(parent: &self.span, condition, value = event.value,
-                    threshold = event.threshold, "quality alert raised"),
-                AlertState::Cleared => {
-                    info!(parent: &self.span, condition, "quality alert cleared")
-                }
-            }
-            m::quality_alert(event.condition, event.state);
-            if event.state == AlertState::Raised
-                && !self.summary.alerts_raised.contains(&event.condition)
-            {
-                self.summary.alerts_raised.push(event.condition);
-            }
-            self.outlets.alerts.notify(AlertNotice {
-                event: "quality_alert",
-                at: rfc3339(SystemTime::now()),
-                call_sid: self.summary.call_sid.clone(),
-                stream_sid: self.summary.stream_sid.clone(),
-                window_secs: self.window_secs,
-                alert: event,
-            });
-        }
-        self.alert_events = events;
-    }
-
-    /// The caller spoke over our response: stop it at Twilio and here.
-    fn barge_in(&mut self) {
-        let interrupted = self.playout.clear();
-        self.outbox.drop_media();
-        self.outbox.push(OutboundMessage::Clear);
-        self.latency_pending = None;
-        let n = interrupted.len() as u64;
-        self.metrics.barge_ins.increment(1);
-        self.metrics.responses_interrupted.increment(n);
-        self.summary.barge_ins += 1;
-        self.summary.responses_interrupted += n;
-        info!(parent: &self.span, responses = ?interrupted, "barge-in: caller spoke, clearing");
-    }
-
-    fn on_mark(&mut self, name: &str) {
+    fn on_mark(&mut self, name: &str) -> Flow {
         self.summary.marks_received += 1;
         match self.playout.on_mark(name) {
             MarkOutcome::Played(id) => {
                 self.metrics.responses_played.increment(1);
                 self.summary.responses_played += 1;
                 debug!(parent: &self.span, response = id, "response played");
+                return self.response_played(id);
             }
             MarkOutcome::Ignored(id) => {
                 self.summary.marks_ignored += 1;
@@ -330,36 +351,34 @@ impl CallSession {
             }
             MarkOutcome::Unknown => debug!(parent: &self.span, mark = name, "unknown mark"),
         }
+        Flow::Continue
     }
 
     /// Move due playout actions into the outbox and the outbox into the writer queue.
     fn pump(&mut self) {
-        let Some(sid) = self.stream_sid.as_deref() else {
+        if self.stream_sid.is_none() {
             return;
-        };
+        }
         let now = Instant::now();
+        let mut first_frame = false;
         if self.outbox.is_empty() {
             while let Some(action) = self.playout.poll(now) {
                 match action {
                     PlayoutAction::Media(chunk) => {
-                        if let Some((id, speech_end)) = self.latency_pending
-                            && self.playout.current() == Some(id)
-                        {
-                            self.latency_pending = None;
-                            let latency = now.saturating_duration_since(speech_end);
-                            self.metrics.response_latency.record(latency.as_secs_f64());
-                            if self.summary.response_latencies_ms.len() < MAX_LATENCIES {
-                                self.summary
-                                    .response_latencies_ms
-                                    .push(latency.as_millis() as u64);
-                            }
-                        }
+                        first_frame |= self.latency_pending.is_some()
+                            && self.latency_pending == self.playout.current();
                         self.outbox.push(OutboundMessage::Media { payload: chunk });
                     }
                     PlayoutAction::Mark(name) => self.outbox.push(OutboundMessage::Mark { name }),
                 }
             }
         }
+        if first_frame {
+            self.first_frame_sent(now);
+        }
+        let Some(sid) = self.stream_sid.as_deref() else {
+            return;
+        };
         let flushed = self.outbox.flush(sid);
         self.meter.on_frames_sent(flushed.media);
         self.meter.on_underruns(self.playout.take_underruns());
@@ -398,41 +417,25 @@ impl CallSession {
         self.logged_reasons |= bit;
         first
     }
-
-    fn finish(mut self, end: EndReason) -> CallSummary {
-        if self.playout.is_active() {
-            let n = self.playout.clear().len() as u64;
-            self.metrics.responses_abandoned.increment(n);
-        }
-        if end == EndReason::ServerShutdown {
-            self.outbox.close(1001, "server shutting down");
-        }
-        self.summary.end_reason = end;
-        self.summary.duration_ms = self.started.elapsed().as_millis() as u64;
-        self.alerts.close(&mut self.alert_events);
-        self.publish_alerts();
-        let latencies = &self.summary.response_latencies_ms;
-        let report = QualityReport::assess(&self.meter, latencies, &self.quality);
-        m::observe_call_quality(&report);
-        let (band, reasons) = (report.band.as_str(), report.reasons.clone());
-        let mos = report.emodel.mos;
-        self.summary.quality = Some(report);
-        // The per-call report: one structured log line, and one line in the reports file.
-        match serde_json::to_string(&self.summary) {
-            Ok(json) => {
-                info!(parent: &self.span, end = end.as_str(), band, mos, ?reasons,
-                    report = %json, "call report");
-                self.outlets.reports.write(json);
-            }
-            Err(e) => warn!(parent: &self.span, error = %e, "call report not serialisable"),
-        }
-        self.summary
-    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_conv(conv: &mut Option<Conversation>) -> super::conversation::ConvEvent {
+    match conv {
+        Some(conv) => conv.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_stt(stt: &mut Option<SttStream>) -> Option<crate::stt::SttEvent> {
+    match stt {
+        Some(stt) => stt.events.recv().await,
         None => std::future::pending().await,
     }
 }
