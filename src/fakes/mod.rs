@@ -7,7 +7,7 @@
 //! messages, or stall. Fakes are test infrastructure: they favour being faithful and observable
 //! over being fast, and they must never be reachable from outside the machine.
 
-// TODO(merge) pub mod deepgram;
+pub mod deepgram;
 // TODO(merge) pub mod elevenlabs;
 // TODO(merge) pub mod openai_chat;
 // TODO(merge) pub mod openai_speech;

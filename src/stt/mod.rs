@@ -5,7 +5,7 @@
 //! keep-alives and replaying audio after a reconnect are the provider's job, not the session's.
 //! Dropping the audio sender ends the stream gracefully (the provider flushes and closes).
 
-// TODO(merge) pub mod deepgram;
+pub mod deepgram;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
