@@ -7,9 +7,9 @@
 //! or clauses — as soon as each is complete ([`sentences`]).
 
 pub mod echo;
-// TODO(merge) pub mod openai;
-// TODO(merge) pub mod scripted;
-// TODO(merge) pub mod sentences;
+pub mod openai;
+pub mod scripted;
+pub mod sentences;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;

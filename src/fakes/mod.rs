@@ -9,7 +9,7 @@
 
 pub mod deepgram;
 // TODO(merge) pub mod elevenlabs;
-// TODO(merge) pub mod openai_chat;
+pub mod openai_chat;
 // TODO(merge) pub mod openai_speech;
 
 use std::collections::VecDeque;

@@ -1,13 +1,16 @@
 //! Twilio-facing protocol code: Media Streams WebSocket messages
-//! ([`messages`]) and the TwiML that starts a stream ([`twiml`]).
+//! ([`messages`]), the TwiML that starts a stream ([`twiml`]), and the REST calls that
+//! hang up or transfer a live call ([`rest`]).
 //!
-//! Pure, synchronous translation between Twilio's wire formats and typed
-//! values. This module must NOT do I/O (sockets, HTTP), keep per-call state,
-//! validate request signatures, or log; those live in the server and call
-//! layers. Names follow Twilio's own (`streamSid`, `callSid`, `mark`, `clear`).
+//! [`messages`] and [`twiml`] are pure, synchronous translation between Twilio's wire formats
+//! and typed values: they must NOT do I/O (sockets, HTTP), keep per-call state, validate
+//! request signatures, or log; those live in the server and call layers. [`rest`] is the one
+//! exception: a small HTTP client that performs the request it is asked for and logs it.
+//! Names follow Twilio's own (`streamSid`, `callSid`, `mark`, `clear`).
 //! Protocol reference: `twilio-media-streams.md`.
 
 pub mod messages;
+pub mod rest;
 pub mod twiml;
 
 pub use messages::{
