@@ -41,6 +41,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    pub twilio: TwilioConfig,
     pub log: LogConfig,
     pub agent: AgentConfig,
     pub stt: SttConfig,
@@ -58,6 +59,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_host: String,
     pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub api_base_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -7,7 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use voxbridge::audio::wav;
+use voxbridge::call::services::CallServices;
 use voxbridge::config::{Config, LogConfig, LogFormat};
+use voxbridge::fakes::deepgram::FakeDeepgram;
+use voxbridge::fakes::elevenlabs::FakeElevenLabs;
+use voxbridge::fakes::openai_chat::FakeOpenAiChat;
+use voxbridge::fakes::openai_speech::FakeOpenAiSpeech;
 use voxbridge::server::Server;
 use voxbridge::sim::{Impairments, SimCall, Step};
 
@@ -33,6 +38,9 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Run local fakes of Deepgram, OpenAI and ElevenLabs on 127.0.0.1 (for demos and load
+    /// runs without the cloud) and print the environment that points `serve` at them.
+    Fakes,
     /// Place one simulated Twilio call: speak a WAV, hear the reply, print what happened.
     Call {
         /// The media WebSocket, e.g. ws://127.0.0.1:8080/twilio/media
@@ -79,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Fakes => fakes().await,
         Command::Call {
             url,
             audio,
@@ -97,7 +106,16 @@ async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> a
     }
     voxbridge::logging::init(&config.log);
     let drain = Duration::from_secs(config.server.drain_timeout_secs);
-    let server = Server::bind(config.clone())
+    let services = CallServices::from_config(&config, |var| std::env::var(var).ok()).await?;
+    tracing::info!(
+        stt = services.stt.as_ref().map_or("none", |s| s.name()),
+        agent = services.agent.name(),
+        tts = services.tts.as_ref().map_or("none", |t| t.name()),
+        turn_source = ?services.turn_source,
+        twilio_rest = services.twilio.is_some(),
+        "providers ready"
+    );
+    let server = Server::bind_with(config.clone(), services)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     tracing::info!(
@@ -107,6 +125,48 @@ async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> a
     );
     shutdown_signal().await;
     server.shutdown(drain).await;
+    Ok(())
+}
+
+async fn fakes() -> anyhow::Result<()> {
+    voxbridge::logging::init(&LogConfig {
+        format: LogFormat::Text,
+        level: "warn".into(),
+    });
+    const KEY: &str = "fake-key";
+    let deepgram = FakeDeepgram::start(KEY).await?;
+    // The fake recogniser returns these in turn, one per caller utterance.
+    for _ in 0..1000 {
+        for phrase in [
+            "I would like to check the status of my order",
+            "When will it arrive?",
+            "Thank you, goodbye.",
+        ] {
+            deepgram.transcripts.push(phrase);
+        }
+    }
+    let chat = FakeOpenAiChat::start(KEY).await?;
+    let elevenlabs = FakeElevenLabs::start(KEY).await?;
+    let speech = FakeOpenAiSpeech::start(KEY).await?;
+    println!("# Local fakes on 127.0.0.1 (Ctrl-C to stop). Point `voxbridge serve` at them:");
+    println!("export DEEPGRAM_API_KEY={KEY} OPENAI_API_KEY={KEY} ELEVENLABS_API_KEY={KEY}");
+    println!(
+        "export VOXBRIDGE_STT_PROVIDER=deepgram VOXBRIDGE_STT_BASE_URL={}",
+        deepgram.url()
+    );
+    println!(
+        "export VOXBRIDGE_AGENT_KIND=openai VOXBRIDGE_AGENT_BASE_URL={}",
+        chat.url()
+    );
+    println!(
+        "export VOXBRIDGE_TTS_PROVIDER=elevenlabs_ws VOXBRIDGE_TTS_ELEVENLABS_BASE_URL={}",
+        elevenlabs.base_url()
+    );
+    println!(
+        "# or the OpenAI voice: VOXBRIDGE_TTS_PROVIDER=openai VOXBRIDGE_TTS_OPENAI_BASE_URL={}",
+        speech.base_url()
+    );
+    shutdown_signal().await;
     Ok(())
 }
 

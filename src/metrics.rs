@@ -11,8 +11,11 @@ use metrics::{Counter, Gauge, Histogram, counter, describe_counter, describe_gau
 use metrics::{describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::call::latency::TURN_STAGE;
+use crate::provider::PROVIDER_ERRORS;
 use crate::quality::alerts::AlertState;
 use crate::quality::report::{QualityReport, Reason};
+use crate::tts::fallback::TTS_FALLBACKS;
 use crate::twilio::messages::ErrorReason;
 
 pub const ACTIVE_CALLS: &str = "voxbridge_active_calls";
@@ -49,6 +52,9 @@ const MOS_BUCKETS: &[f64] = &[1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 
 const JITTER_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
 const LOSS_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5];
 const CLIPPING_BUCKETS: &[f64] = &[0.0, 0.0001, 0.001, 0.01, 0.05, 0.1];
+const STAGE_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+];
 const SILENCE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -65,6 +71,7 @@ pub fn install() -> PrometheusHandle {
                 (CALL_LOSS, LOSS_BUCKETS),
                 (CALL_CLIPPING, CLIPPING_BUCKETS),
                 (CALL_SILENCE, SILENCE_BUCKETS),
+                (TURN_STAGE, STAGE_BUCKETS),
             ] {
                 builder = match builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
                 {
@@ -157,6 +164,19 @@ fn describe() {
     describe_counter!(
         ALERT_WEBHOOK_DELIVERIES,
         "Alert webhook deliveries by outcome (delivered, failed, dropped)."
+    );
+    describe_histogram!(
+        TURN_STAGE,
+        metrics::Unit::Seconds,
+        "Per-turn latency by stage (stt, agent, tts, server = voxbridge's own) and provider."
+    );
+    describe_counter!(
+        PROVIDER_ERRORS,
+        "Speech/LLM provider failures by provider and kind."
+    );
+    describe_counter!(
+        TTS_FALLBACKS,
+        "Replies switched to the second TTS or to the apology."
     );
     describe_counter!(
         CALL_REPORTS_DROPPED,

@@ -126,6 +126,16 @@ impl Conversation {
         );
     }
 
+    /// Say a fixed text (e.g. the apology when speech-to-text is down); returns the playout id.
+    pub fn say(&mut self, text: String, playout: &mut Playout, timing: TurnTiming) -> Option<u64> {
+        self.tts.as_ref()?;
+        self.abandon();
+        let (tx, rx) = mpsc::channel(2);
+        let _ = tx.try_send(AgentEvent::Text(text));
+        let _ = tx.try_send(AgentEvent::Done);
+        Some(self.begin(rx, CancellationToken::new(), playout, timing))
+    }
+
     /// Answer the caller's turn (cancelling any generation still running); returns the
     /// response's playout id.
     pub fn respond(&mut self, turn: CallerTurn, playout: &mut Playout, timing: TurnTiming) -> u64 {

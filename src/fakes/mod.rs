@@ -8,9 +8,9 @@
 //! over being fast, and they must never be reachable from outside the machine.
 
 pub mod deepgram;
-// TODO(merge) pub mod elevenlabs;
+pub mod elevenlabs;
 pub mod openai_chat;
-// TODO(merge) pub mod openai_speech;
+pub mod openai_speech;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

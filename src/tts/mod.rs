@@ -6,11 +6,12 @@
 //! 8 kHz μ-law the moment it arrives — no waiting for the whole reply. Cancelling the token
 //! (barge-in) must stop the provider's work promptly: close the socket, drop the request.
 
-// TODO(merge) pub mod elevenlabs_http;
-// TODO(merge) pub mod elevenlabs_ws;
-// TODO(merge) pub mod espeak;
-// TODO(merge) pub mod fallback;
-// TODO(merge) pub mod openai;
+mod common;
+pub mod elevenlabs_http;
+pub mod elevenlabs_ws;
+pub mod espeak;
+pub mod fallback;
+pub mod openai;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;

@@ -63,7 +63,6 @@ impl CallSession {
         self.outbox.drop_media();
         self.outbox.push(OutboundMessage::Clear);
         self.latency_pending = None;
-        self.hang_up_after = None;
         let n = cleared.ids.len() as u64;
         self.metrics.barge_ins.increment(1);
         self.metrics.responses_interrupted.increment(n);
@@ -100,6 +99,26 @@ impl CallSession {
         debug!(parent: &span, kind, "asking the agent");
         let id = conv.respond(turn, &mut self.playout, TurnTiming::new(speech_end, now));
         self.latency_pending = Some(id);
+    }
+
+    /// The local VAD ended the caller's turn: the transcript is the turn when an STT runs,
+    /// the audio itself when none is configured. With the STT gone, the caller is told.
+    pub(super) fn vad_turn_end(&mut self, audio: Vec<u8>, speech_end: Instant, now: Instant) {
+        if self.services.stt.is_none() {
+            self.end_turn(CallerTurn::Audio(audio.into()), Some(speech_end), now);
+            return;
+        }
+        let text = std::mem::take(&mut self.transcript);
+        if !text.trim().is_empty() {
+            self.end_turn(CallerTurn::Speech(text), Some(speech_end), now);
+        } else if self.stt.is_none() {
+            let apology = self.services.apology_text.clone();
+            if let Some(conv) = &mut self.conv {
+                let timing = TurnTiming::new(Some(speech_end), now);
+                self.latency_pending = conv.say(apology, &mut self.playout, timing);
+                self.summary.turns += 1;
+            }
+        }
     }
 
     /// DTMF digits stopped coming: they are the caller's turn.
@@ -214,20 +233,37 @@ impl CallSession {
                 CallAction::EndCall => "end_call".to_owned(),
                 CallAction::Transfer { to } => format!("transfer_call {to}"),
             });
+            let call_sid = self.summary.call_sid.clone().unwrap_or_default();
+            let twilio = self.services.twilio.clone();
             match action {
                 CallAction::EndCall => {
                     info!(parent: &self.span, "agent ended the call");
+                    if let Some(twilio) = twilio {
+                        let span = self.span.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = twilio.hang_up(&call_sid).await {
+                                warn!(parent: &span, error = %e, "hanging up through Twilio REST failed");
+                            }
+                        });
+                    }
+                    // Closing the stream ends <Connect>; without REST access that ends the call.
                     self.outbox.close(1000, "call ended by agent");
                     return Flow::End(EndReason::AgentHangup);
                 }
-                CallAction::Transfer { to } => {
-                    warn!(parent: &self.span, to = %to,
-                        "agent asked to transfer the call, but no Twilio REST credentials are set");
-                }
+                CallAction::Transfer { to } => match twilio {
+                    Some(twilio) => {
+                        info!(parent: &self.span, to = %to, "agent is transferring the call");
+                        let span = self.span.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = twilio.transfer(&call_sid, &to).await {
+                                warn!(parent: &span, error = %e, "transfer through Twilio REST failed");
+                            }
+                        });
+                    }
+                    None => warn!(parent: &self.span, to = %to,
+                        "agent asked to transfer the call, but TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not set"),
+                },
             }
-        }
-        if self.hang_up_after == Some(id) {
-            return Flow::End(EndReason::AgentHangup);
         }
         Flow::Continue
     }

@@ -93,8 +93,6 @@ pub struct CallSession {
     dtmf_deadline: Option<Instant>,
     /// Playout id of the response whose first frame is awaited (latency).
     latency_pending: Option<u64>,
-    /// The agent asked to end the call once this response has played.
-    hang_up_after: Option<u64>,
     summary: CallSummary,
     logged_reasons: u32,
     payload: Vec<u8>,
@@ -138,7 +136,6 @@ impl CallSession {
             dtmf_pending: String::new(),
             dtmf_deadline: None,
             latency_pending: None,
-            hang_up_after: None,
             summary: CallSummary::new(SystemTime::now()),
             logged_reasons: 0,
             payload: Vec::with_capacity(1024),
@@ -319,16 +316,7 @@ impl CallSession {
                 let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
                 debug!(parent: &self.span, speech_ms, "caller turn ended (vad)");
                 if self.turn_source == TurnSource::Vad {
-                    let turn = if self.stt.is_some() || self.services.stt.is_some() {
-                        let text = std::mem::take(&mut self.transcript);
-                        if text.trim().is_empty() {
-                            return;
-                        }
-                        crate::agent::CallerTurn::Speech(text)
-                    } else {
-                        crate::agent::CallerTurn::Audio(audio.into())
-                    };
-                    self.end_turn(turn, Some(speech_end), now);
+                    self.vad_turn_end(audio, speech_end, now);
                 }
             }
             Some(TurnEvent::Discarded) => self.utterance.discard(),
