@@ -11,6 +11,7 @@ pub mod config;
 pub mod fakes;
 pub mod logging;
 pub mod metrics;
+pub mod process_metrics;
 pub mod provider;
 pub mod quality;
 pub mod server;

@@ -14,6 +14,7 @@ use voxbridge::fakes::elevenlabs::FakeElevenLabs;
 use voxbridge::fakes::openai_chat::FakeOpenAiChat;
 use voxbridge::fakes::openai_speech::FakeOpenAiSpeech;
 use voxbridge::server::Server;
+use voxbridge::sim::load::LoadConfig;
 use voxbridge::sim::{Impairments, SimCall, Step};
 
 #[derive(Parser)]
@@ -41,6 +42,29 @@ enum Command {
     /// Run local fakes of Deepgram, OpenAI and ElevenLabs on 127.0.0.1 (for demos and load
     /// runs without the cloud) and print the environment that points `serve` at them.
     Fakes,
+    /// Many simulated Twilio calls at once, at real-time pace; prints a load report.
+    Load {
+        /// The media WebSocket, e.g. ws://127.0.0.1:8080/twilio/media
+        url: String,
+        /// Concurrent calls.
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+        /// Seconds over which calls start.
+        #[arg(long, default_value_t = 10.0)]
+        ramp: f64,
+        /// Seconds each call lasts.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// What every caller says, turn after turn (WAV, any rate).
+        #[arg(long, default_value = "fixtures/question-8k.wav")]
+        audio: PathBuf,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Read the server's CPU and RSS from /proc/PID (default: its /metrics).
+        #[arg(long)]
+        pid: Option<u32>,
+    },
     /// Place one simulated Twilio call: speak a WAV, hear the reply, print what happened.
     Call {
         /// The media WebSocket, e.g. ws://127.0.0.1:8080/twilio/media
@@ -88,6 +112,32 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::Fakes => fakes().await,
+        Command::Load {
+            url,
+            calls,
+            ramp,
+            duration,
+            audio,
+            json,
+            pid,
+        } => {
+            let cfg = LoadConfig {
+                url,
+                calls,
+                ramp: Duration::from_secs_f64(ramp.max(0.0)),
+                duration: Duration::from_secs_f64(duration.max(1.0)),
+                audio: wav::read_wav_as_mulaw_8k(&audio)?.into(),
+                server_pid: pid,
+                progress: true,
+            };
+            let report = voxbridge::sim::load::run(cfg).await;
+            print!("{report}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
         Command::Call {
             url,
             audio,
@@ -220,7 +270,7 @@ async fn call(
             audio.display(),
             speech.len() as f64 / 8000.0
         );
-        call = call.step(Step::Speak(speech));
+        call = call.step(Step::Speak(speech.into()));
         for digit in dtmf.iter().flat_map(|d| d.chars()) {
             call = call.step(Step::Dtmf(digit.to_string()));
         }

@@ -19,6 +19,8 @@ use crate::twilio::messages::{OutboundMessage, write_outbound};
 pub enum Outgoing {
     /// Send this text frame.
     Text(String),
+    /// Send this text frame, a media message (counted when written).
+    Media(String),
     /// Send a close frame with this code and reason, then stop.
     Close(u16, &'static str),
 }
@@ -87,8 +89,10 @@ impl Outbox {
             write_outbound(msg, stream_sid, &mut text);
             if matches!(msg, OutboundMessage::Media { .. }) {
                 flushed.media += 1;
+                permit.send(Outgoing::Media(text));
+            } else {
+                permit.send(Outgoing::Text(text));
             }
-            permit.send(Outgoing::Text(text));
             self.pending.pop_front();
         }
         self.stalled = false;

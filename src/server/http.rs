@@ -71,11 +71,17 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
-    )
-        .into_response()
+    let mut body = state.prometheus.render();
+    // procfs reads are tiny but still file I/O: keep them off the async workers.
+    let process = tokio::task::spawn_blocking(|| {
+        let mut text = String::new();
+        crate::process_metrics::render(&mut text);
+        text
+    })
+    .await
+    .unwrap_or_default();
+    body.push_str(&process);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// The host Twilio should connect to: configured, else the webhook's own Host header.

@@ -27,6 +27,9 @@ use crate::metrics;
 /// at most `limits.max_message_bytes`).
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// Initial read buffer per socket.
+const SOCKET_BUFFER_BYTES: usize = 4096;
+
 /// How long the writer may take to flush and close after the session ends.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
 
@@ -38,6 +41,10 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -
     let max = state.config.limits.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max.min(MAX_FRAME_BYTES))
+        // Twilio's messages are ~300 bytes: small socket buffers keep memory per call low
+        // (tungstenite's defaults are 128 KiB each way); they grow if a message needs it.
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_failed_upgrade(|e| debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| run_connection(socket, state))
 }
@@ -51,7 +58,7 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
     let (out_tx, out_rx) = mpsc::channel(limits.outbound_queue);
 
     let reader = tokio::spawn(read_loop(stream, in_tx));
-    let writer = tokio::spawn(write_loop(sink, out_rx));
+    let writer = tokio::spawn(write_loop(sink, out_rx, state.metrics.frames_sent.clone()));
     let session = CallSession::new(
         &state.config,
         Arc::clone(&state.services),
@@ -100,7 +107,11 @@ fn is_capacity_error(e: &axum::Error) -> bool {
 }
 
 /// Session → socket. Ends when the session drops its sender or asks to close.
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    frames_sent: ::metrics::Counter,
+) {
     while let Some(out) = rx.recv().await {
         match out {
             Outgoing::Text(text) => {
@@ -108,6 +119,13 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Recei
                     debug!(error = %e, "websocket write failed");
                     return;
                 }
+            }
+            Outgoing::Media(text) => {
+                if let Err(e) = sink.send(Message::Text(text.into())).await {
+                    debug!(error = %e, "websocket write failed");
+                    return;
+                }
+                frames_sent.increment(1);
             }
             Outgoing::Close(code, reason) => {
                 let frame = CloseFrame {

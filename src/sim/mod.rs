@@ -12,14 +12,17 @@
 //! script is bounded.
 
 mod impair;
+pub mod load;
 mod playback;
 mod report;
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use impair::Impairments;
@@ -35,7 +38,7 @@ use impair::Network;
 #[derive(Debug, Clone)]
 pub enum Step {
     /// Say this 8 kHz μ-law audio, in real time.
-    Speak(Vec<u8>),
+    Speak(Bytes),
     /// Keep the line silent this long.
     Silence(Duration),
     /// Press a key (sent between two media frames).
@@ -67,6 +70,10 @@ pub struct SimCall {
     pub send_start: bool,
     /// Loss, jitter and gain on the caller's leg.
     pub impairments: Impairments,
+    /// Hang up (stop) when the call has lasted this long, wherever the script is.
+    pub max_duration: Option<Duration>,
+    /// Keep every byte said and heard in the report (off for load runs: 16 KB/s per call).
+    pub record_audio: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +98,8 @@ impl SimCall {
             voice_threshold_dbfs: -42.0,
             send_start: true,
             impairments: Impairments::default(),
+            max_duration: None,
+            record_audio: true,
         }
     }
 
@@ -101,7 +110,12 @@ impl SimCall {
 
     /// Place the call and run the script to its end.
     pub async fn run(self) -> Result<SimReport, SimError> {
-        let connect = tokio_tungstenite::connect_async(self.url.as_str());
+        // Small socket buffers, like the server's: load runs hold thousands of these.
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let connect =
+            tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(ws_config), false);
         let (ws, _) = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
             .map_err(|_| SimError::Connect {
@@ -128,7 +142,7 @@ type Ws =
 /// The script's progress.
 enum Now {
     Speaking {
-        audio: Vec<u8>,
+        audio: Bytes,
         pos: usize,
     },
     Silent {
@@ -155,11 +169,22 @@ struct Runner {
     reply_playing: bool,
     net: Network,
     sent_jitter: Rfc3550Jitter,
+    /// Heard audio when not recording (one frame, reused).
+    scratch: Vec<u8>,
+    last_media_at: Option<Instant>,
+    burst_frames: u32,
+    starved_ticks: u32,
 }
+
+/// Media frames further apart than this belong to different replies.
+const RESPONSE_GAP: Duration = Duration::from_millis(200);
+/// Frames a reply's first burst may carry (the server's playout lead, up to 200 ms).
+const LEAD_BURST_FRAMES: u32 = 11;
 
 impl Runner {
     fn new(call: SimCall) -> Self {
-        let steps = call.steps.clone().into_iter();
+        let mut call = call;
+        let steps = std::mem::take(&mut call.steps).into_iter();
         let net = Network::new(call.impairments);
         Self {
             call,
@@ -173,6 +198,10 @@ impl Runner {
             reply_playing: false,
             net,
             sent_jitter: Rfc3550Jitter::default(),
+            scratch: Vec::with_capacity(FRAME_BYTES),
+            last_media_at: None,
+            burst_frames: 0,
+            starved_ticks: 0,
         }
     }
 
@@ -293,6 +322,11 @@ impl Runner {
 
     /// Run immediate steps and pick the next timed one. `None`: hang up now.
     fn advance(&mut self, mut now: Now, out: &mut Vec<Message>) -> Option<Now> {
+        if let Some(max) = self.call.max_duration
+            && self.tick >= ticks(max)
+        {
+            return Some(Now::Done);
+        }
         loop {
             let finished = match &now {
                 Now::Speaking { audio, pos } => *pos >= audio.len(),
@@ -382,7 +416,9 @@ impl Runner {
                 self.report.speech_ends_ms.push(end_ms);
             }
         }
-        self.report.sent.extend_from_slice(&frame);
+        if self.call.record_audio {
+            self.report.sent.extend_from_slice(&frame);
+        }
         let chunk = self.tick + 1;
         if self.net.drops(self.tick) {
             self.report.frames_dropped += 1;
@@ -397,10 +433,26 @@ impl Runner {
 
     /// Play 20 ms of what the server sent; return marks playback passed.
     fn play_tick(&mut self, out: &mut Vec<Message>) {
-        let at = self.report.heard.len();
         let mut marks = Vec::new();
-        self.playback.tick(&mut self.report.heard, &mut marks);
-        let audible = self.is_voice(&self.report.heard[at..]);
+        let heard = if self.call.record_audio {
+            &mut self.report.heard
+        } else {
+            self.scratch.clear();
+            &mut self.scratch
+        };
+        let at = heard.len();
+        let played = self.playback.tick(heard, &mut marks);
+        let frame: [u8; FRAME_BYTES] = heard[at..]
+            .try_into()
+            .unwrap_or([mulaw::SILENCE; FRAME_BYTES]);
+        let audible = self.is_voice(&frame);
+        // Reply audio was still coming but the buffer ran dry: the caller heard a gap.
+        let streaming = self
+            .last_media_at
+            .is_some_and(|t| t.elapsed() < RESPONSE_GAP);
+        if played < FRAME_BYTES && streaming && self.reply_playing {
+            self.starved_ticks += 1;
+        }
         let t_ms = self.tick * 20;
         if audible && !self.reply_playing {
             self.reply_playing = true;
@@ -417,6 +469,33 @@ impl Runner {
         }
         for name in marks {
             self.return_mark(name, out);
+        }
+    }
+
+    /// Outbound pacing as the caller's side sees it: within a reply, after the lead burst,
+    /// frames should arrive every 20 ms; record how far off each is, and frames that came
+    /// after the playback buffer had already run dry (late).
+    fn pace_frame(&mut self, now: Instant) {
+        let gap = self.last_media_at.map(|t| now.saturating_duration_since(t));
+        self.last_media_at = Some(now);
+        match gap {
+            Some(gap) if gap < RESPONSE_GAP => {
+                self.burst_frames += 1;
+                if self.burst_frames > LEAD_BURST_FRAMES {
+                    let off = (gap.as_micros() as i64 - 20_000).unsigned_abs();
+                    self.report
+                        .pacing_jitter_us
+                        .push(off.min(u64::from(u32::MAX)) as u32);
+                }
+                if self.starved_ticks > 0 {
+                    self.report.late_frames += 1;
+                    self.starved_ticks = 0;
+                }
+            }
+            _ => {
+                self.burst_frames = 1;
+                self.starved_ticks = 0;
+            }
         }
     }
 
@@ -452,6 +531,7 @@ impl Runner {
                 self.report.frames_received += 1;
                 self.report.bytes_received += payload.len() as u64;
                 self.playback.push_audio(payload);
+                self.pace_frame(Instant::now());
             }
             Ok(ParsedOutbound::Mark { stream_sid, name }) => {
                 self.check_sid(&stream_sid);

@@ -29,6 +29,10 @@ pub struct SimReport {
     pub reply_starts_ms: Vec<u64>,
     /// End of caller speech to first audible reply frame, per reply.
     pub response_latencies_ms: Vec<u64>,
+    /// Per outbound frame after a reply's lead burst: |arrival gap − 20 ms|, µs.
+    pub pacing_jitter_us: Vec<u32>,
+    /// Reply frames that arrived after the caller's playback buffer had run dry.
+    pub late_frames: u64,
     /// When each `clear` arrived.
     pub clear_times_ms: Vec<u64>,
     /// The server's close code and reason, if it closed the socket.

@@ -26,8 +26,10 @@ pub fn fixture_path(name: &str) -> PathBuf {
 }
 
 /// A fixture as 8 kHz μ-law.
-pub fn fixture(name: &str) -> Vec<u8> {
-    wav::read_wav_as_mulaw_8k(&fixture_path(name)).expect("fixture")
+pub fn fixture(name: &str) -> bytes::Bytes {
+    wav::read_wav_as_mulaw_8k(&fixture_path(name))
+        .expect("fixture")
+        .into()
 }
 
 /// Finished-call summaries from a server, looked up by CallSid in any order.

@@ -370,7 +370,6 @@ impl CallSession {
         let flushed = self.outbox.flush(sid);
         self.meter.on_frames_sent(flushed.media);
         self.meter.on_underruns(self.playout.take_underruns());
-        self.metrics.frames_sent.increment(flushed.media);
         self.summary.media_frames_sent += flushed.media;
         if flushed.new_stall {
             self.metrics.outbound_backpressure.increment(1);
