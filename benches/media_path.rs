@@ -2,12 +2,15 @@
 //! One frame is Twilio's 20 ms: 160 bytes of 8 kHz μ-law.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use voxbridge::audio::{mulaw, resample::StreamResampler};
 use voxbridge::call::turn::{TurnDetector, frame_dbfs};
 use voxbridge::config::Config;
+use voxbridge::quality::meter::QualityMeter;
 use voxbridge::twilio::messages::{
     InboundEvent, OutboundMessage, decode_payload, media_json, parse_inbound, write_outbound,
 };
@@ -79,26 +82,83 @@ fn protocol(c: &mut Criterion) {
     });
 }
 
-/// JSON → base64 → PCM → level → turn detection: what the session does per inbound frame.
+fn per_frame_analysis(c: &mut Criterion) {
+    let config = Config::default();
+    let mut pcm = [0i16; 160];
+    mulaw::decode_into(&speechy_frame(), &mut pcm);
+    let t0 = Instant::now();
+    let mut meter = QualityMeter::new(&config.quality, 5, t0);
+    let mut chunk = 0u64;
+    c.bench_function("quality_meter_frame", |b| {
+        b.iter(|| {
+            chunk += 1;
+            let at = t0 + Duration::from_millis(chunk * 20);
+            black_box(meter.on_media(at, chunk, chunk * 20, black_box(&pcm), -20.0, true, false))
+        })
+    });
+    let mut turn = TurnDetector::new(&config.turn);
+    c.bench_function("vad_frame", |b| {
+        b.iter(|| {
+            let level = frame_dbfs(black_box(&pcm));
+            black_box(turn.push(level, 20, t0))
+        })
+    });
+}
+
+/// What the session does per inbound frame: JSON → base64 → PCM → quality meter → VAD → STT
+/// buffer (the frame copied into the provider's queue item).
 fn inbound_path(c: &mut Criterion) {
     let config = Config::default();
     let json = media_json(42, SID, 41, 800, &speechy_frame());
     let mut turn = TurnDetector::new(&config.turn);
+    let t0 = Instant::now();
+    let mut meter = QualityMeter::new(&config.quality, 5, t0);
     let mut payload = Vec::with_capacity(512);
     let mut pcm = vec![0i16; 160];
-    let now = Instant::now();
+    let mut chunk = 0u64;
     c.bench_function("inbound_frame_path", |b| {
         b.iter(|| {
             if let Ok(InboundEvent::Media(m)) = parse_inbound(black_box(&json))
                 && decode_payload(m.payload, &mut payload).is_ok()
             {
+                chunk += 1;
+                let at = t0 + Duration::from_millis(chunk * 20);
                 mulaw::decode_into(&payload, &mut pcm);
                 let level = frame_dbfs(&pcm);
-                black_box(turn.push(level, 20, now));
+                let voiced = turn.is_voiced(level);
+                meter.on_media(at, chunk, chunk * 20, &pcm, level, voiced, false);
+                black_box(turn.push(level, 20, at));
+                black_box(Bytes::copy_from_slice(&payload));
             }
         })
     });
 }
 
-criterion_group!(benches, codec, resampling, protocol, inbound_path);
+/// What the session does per outbound frame of TTS audio: PCM → μ-law → JSON.
+fn outbound_path(c: &mut Criterion) {
+    let mut pcm = [0i16; 160];
+    mulaw::decode_into(&speechy_frame(), &mut pcm);
+    let mut frame = [0u8; 160];
+    let mut text = String::with_capacity(512);
+    c.bench_function("outbound_frame_path", |b| {
+        b.iter(|| {
+            mulaw::encode_into(black_box(&pcm), &mut frame);
+            let msg = OutboundMessage::Media {
+                payload: Bytes::copy_from_slice(&frame),
+            };
+            write_outbound(&msg, SID, &mut text);
+            black_box(&text);
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    codec,
+    resampling,
+    protocol,
+    per_frame_analysis,
+    inbound_path,
+    outbound_path
+);
 criterion_main!(benches);

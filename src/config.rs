@@ -41,6 +41,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    pub security: SecurityConfig,
     pub twilio: TwilioConfig,
     pub log: LogConfig,
     pub agent: AgentConfig,
@@ -59,6 +60,18 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_host: String,
     pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub production: bool,
+    pub validate_signatures: bool,
+    pub trust_proxy: bool,
+    pub public_scheme: String,
+    pub stream_token: bool,
+    pub stream_token_ttl_secs: u64,
+    pub admin_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +193,11 @@ pub struct LimitsConfig {
     pub max_utterance_ms: u32,
     pub inbound_queue: usize,
     pub outbound_queue: usize,
+    pub max_calls: usize,
+    pub max_call_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub per_ip_per_minute: u32,
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +395,23 @@ impl Config {
         }
         if self.stt.utterance_end_ms < 1000 {
             return invalid("stt.utterance_end_ms", "Deepgram needs 1000 ms or more");
+        }
+        if !matches!(self.security.public_scheme.as_str(), "http" | "https") {
+            return invalid("security.public_scheme", "must be http or https");
+        }
+        if !self.security.admin_listen.is_empty()
+            && self.security.admin_listen.parse::<SocketAddr>().is_err()
+        {
+            return invalid(
+                "security.admin_listen",
+                "must be an address like 127.0.0.1:9090, or empty",
+            );
+        }
+        if self.limits.idle_timeout_secs == 0 || self.limits.max_call_secs == 0 {
+            return invalid("limits.idle_timeout_secs", "timeouts must be at least 1 s");
+        }
+        if self.limits.max_calls == 0 {
+            return invalid("limits.max_calls", "must allow at least one call");
         }
         if self.public_host_invalid() {
             return invalid(

@@ -34,6 +34,10 @@ pub struct CallServices {
     pub turn_source: TurnSource,
     /// Twilio REST, for the agent's `end_call` / `transfer_call` (with credentials only).
     pub twilio: Option<Arc<TwilioRest>>,
+    /// `TWILIO_AUTH_TOKEN`: signature validation is on whenever this is set.
+    pub auth_token: Option<Secret>,
+    /// Key of the per-stream tokens (when `security.stream_token` is on).
+    pub stream_token_secret: Option<Secret>,
 }
 
 impl CallServices {
@@ -47,6 +51,8 @@ impl CallServices {
             apology_audio: None,
             turn_source: TurnSource::Vad,
             twilio: None,
+            auth_token: None,
+            stream_token_secret: None,
         }
     }
 }
@@ -61,6 +67,8 @@ pub enum ServicesError {
     },
     #[error("agent.flow_file: {0}")]
     Flow(String),
+    #[error("{0}")]
+    Security(&'static str),
     #[error("{what}: {error}")]
     Provider {
         what: &'static str,
@@ -182,7 +190,33 @@ impl CallServices {
             )),
             _ => None,
         };
+        let auth_token = env("TWILIO_AUTH_TOKEN")
+            .filter(|v| !v.is_empty())
+            .map(Secret::new);
+        let sec = &config.security;
+        if sec.production && sec.validate_signatures && auth_token.is_none() {
+            return Err(ServicesError::Security(
+                "security.production is on but TWILIO_AUTH_TOKEN is not set: refusing to start \
+                 (set the token, or switch validation off with security.validate_signatures = false)",
+            ));
+        }
+        let stream_token_secret = if sec.stream_token {
+            let secret = env("VOXBRIDGE_STREAM_TOKEN_SECRET")
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+                .or_else(|| auth_token.clone());
+            if secret.is_none() {
+                return Err(ServicesError::Security(
+                    "security.stream_token needs VOXBRIDGE_STREAM_TOKEN_SECRET or TWILIO_AUTH_TOKEN",
+                ));
+            }
+            secret
+        } else {
+            None
+        };
         Ok(Self {
+            auth_token,
+            stream_token_secret,
             stt,
             agent,
             tts,

@@ -30,6 +30,12 @@ pub enum EndReason {
     ServerShutdown,
     /// The agent ended the call (`end_call`).
     AgentHangup,
+    /// No inbound message for `limits.idle_timeout_secs`.
+    IdleTimeout,
+    /// The call reached `limits.max_call_secs`.
+    MaxDuration,
+    /// The stream's token was missing, forged or expired (closed 1008).
+    TokenRejected,
 }
 
 impl EndReason {
@@ -41,6 +47,9 @@ impl EndReason {
             EndReason::MessageTooLarge => "message_too_large",
             EndReason::ServerShutdown => "server_shutdown",
             EndReason::AgentHangup => "agent_hangup",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::MaxDuration => "max_duration",
+            EndReason::TokenRejected => "token_rejected",
         }
     }
 }

@@ -38,7 +38,7 @@ impl Bucket {
     }
 
     pub fn loss_ratio(&self) -> f64 {
-        ratio(self.lost, self.lost + self.received)
+        ratio(self.lost, self.lost.saturating_add(self.received))
     }
 
     pub fn jitter_mean_ms(&self) -> f64 {
@@ -61,6 +61,9 @@ pub(crate) fn ratio(part: u64, whole: u64) -> f64 {
         part as f64 / whole as f64
     }
 }
+
+/// A chunk jump larger than this (60 s of 20 ms frames) is a discontinuity, not loss.
+const MAX_LOSS_GAP: u64 = 3000;
 
 /// Samples per noise-floor window: 50 ms at 8 kHz (as SoX `stats` "RMS Tr dB").
 const NOISE_WINDOW: usize = 400;
@@ -170,8 +173,14 @@ impl QualityMeter {
         // Transport: loss from chunk gaps, timing gaps, RFC 3550 jitter, late frames.
         let in_order = self.last_chunk.is_none_or(|last| chunk > last);
         if in_order {
-            let expected_chunk = self.last_chunk.map_or(1, |c| c + 1);
-            let gap = chunk.saturating_sub(expected_chunk);
+            let expected_chunk = self.last_chunk.map_or(1, |c| c.saturating_add(1));
+            let mut gap = chunk.saturating_sub(expected_chunk);
+            if gap > MAX_LOSS_GAP {
+                // Not a plausible loss burst: a renumbered or corrupt stream. Count it as a
+                // timing discontinuity instead of poisoning the loss figures.
+                self.timing_gaps += 1;
+                gap = 0;
+            }
             self.lost += gap;
             bucket.lost = gap;
             if gap == 0
@@ -179,10 +188,10 @@ impl QualityMeter {
                 && timestamp_ms > expected
             {
                 self.timing_gaps += 1;
-                self.timing_gap_ms += timestamp_ms - expected;
+                self.timing_gap_ms = self.timing_gap_ms.saturating_add(timestamp_ms - expected);
             }
             self.last_chunk = Some(chunk);
-            self.expected_ts = Some(timestamp_ms + pcm.len() as u64 / 8);
+            self.expected_ts = Some(timestamp_ms.saturating_add(pcm.len() as u64 / 8));
             let transit = arrival_ms - timestamp_ms as f64;
             if let Some(prev) = self.prev_transit {
                 self.jitter += ((transit - prev).abs() - self.jitter) / 16.0;
@@ -300,7 +309,7 @@ impl QualityMeter {
     }
 
     pub fn loss_ratio(&self) -> f64 {
-        ratio(self.lost, self.lost + self.received)
+        ratio(self.lost, self.lost.saturating_add(self.received))
     }
 
     pub fn rms_dbfs(&self) -> Option<f64> {

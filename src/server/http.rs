@@ -13,7 +13,9 @@ use tracing::info;
 
 use super::AppState;
 use crate::metrics::STATUS_CALLBACKS;
-use crate::twilio::twiml;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::twilio::{signature, twiml};
 
 /// `POST /twilio/voice`: answer the call by connecting its audio to our media WebSocket.
 pub async fn voice(
@@ -31,11 +33,27 @@ pub async fn voice(
         to = field("To"),
         "incoming call: answering with TwiML"
     );
-    let parameters = [
+    let mut parameters = vec![
         ("From", field("From")),
         ("To", field("To")),
         ("CallSid", call_sid),
     ];
+    let token = match (
+        &state.services.stream_token_secret,
+        state.config.security.stream_token,
+    ) {
+        (Some(secret), true) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let expiry = now + state.config.security.stream_token_ttl_secs;
+            Some(signature::stream_token(secret.expose(), call_sid, expiry))
+        }
+        _ => None,
+    };
+    if let Some(token) = &token {
+        parameters.push(("token", token));
+    }
     let body = twiml::connect_stream(&url, &parameters);
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }

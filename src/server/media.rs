@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, error, warn};
 
-use super::AppState;
+use super::{AppState, guard};
 use crate::call::outbox::Outgoing;
 use crate::call::session::{CallSession, Inbound};
 use crate::metrics;
@@ -27,16 +27,34 @@ use crate::metrics;
 /// at most `limits.max_message_bytes`).
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// Calls whose task panicked.
+pub const CALL_PANICS: &str = "voxbridge_call_panics_total";
+
 /// Initial read buffer per socket.
 const SOCKET_BUFFER_BYTES: usize = 4096;
 
 /// How long the writer may take to flush and close after the session ends.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
 
-pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
     if state.draining.is_cancelled() {
         metrics::call_refused("draining");
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if state.calls.active() >= state.config.limits.max_calls {
+        metrics::call_refused("max_calls");
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many calls\n").into_response();
+    }
+    let path = uri.path_and_query().map_or("/twilio/media", |p| p.as_str());
+    if !guard::signed(&state, &headers, path, &[], true) {
+        warn!("media stream refused: bad or missing X-Twilio-Signature");
+        metrics::call_refused("bad_signature");
+        return guard::refuse(StatusCode::FORBIDDEN, "bad_signature");
     }
     let max = state.config.limits.max_message_bytes;
     ws.max_message_size(max)
@@ -59,6 +77,8 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
 
     let reader = tokio::spawn(read_loop(stream, in_tx));
     let writer = tokio::spawn(write_loop(sink, out_rx, state.metrics.frames_sent.clone()));
+    // Kept to close the socket with 1011 if the session panics; dropped right after.
+    let out_close = out_tx.clone();
     let session = CallSession::new(
         &state.config,
         Arc::clone(&state.services),
@@ -66,7 +86,18 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
         state.quality.clone(),
         out_tx,
     );
-    let summary = session.run(in_rx, state.force_close.child_token()).await;
+    // The session runs in its own task so that a panic in it ends this call only.
+    let run = tokio::spawn(session.run(in_rx, state.force_close.child_token()));
+    let summary = match run.await {
+        Ok(summary) => Some(summary),
+        Err(e) => {
+            ::metrics::counter!(CALL_PANICS).increment(1);
+            error!(error = %e, "call task panicked; the call is closed, other calls are unaffected");
+            let _ = out_close.try_send(Outgoing::Close(1011, "internal error"));
+            None
+        }
+    };
+    drop(out_close);
     // The session dropped its sender: the writer drains what is queued, closes, and ends —
     // unless the peer stopped reading, in which case it is cut off after a grace period.
     let writer_abort = writer.abort_handle();
@@ -74,7 +105,9 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
         writer_abort.abort();
     }
     reader.abort();
-    state.calls.publish(summary);
+    if let Some(summary) = summary {
+        state.calls.publish(summary);
+    }
 }
 
 /// Socket → session. Forwards frames as they are; parsing is the session's job.

@@ -5,6 +5,7 @@
 //! to `server.drain_timeout_secs`, then closes the rest with 1001. State shared by handlers
 //! lives in one `Arc<AppState>`; per-call state never does.
 
+mod guard;
 mod http;
 mod media;
 mod registry;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -44,23 +47,44 @@ pub struct AppState {
     pub draining: CancellationToken,
     /// Fired when the drain deadline passes: end the calls still active.
     pub force_close: CancellationToken,
+    /// Per-IP request budget.
+    pub rate: guard::RateLimiter,
 }
 
-/// The router, without a listener (tests can drive it directly too).
+/// The public router (Twilio-facing), plus the admin routes unless they have their own listener.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let webhooks = Router::new()
         .route("/twilio/voice", post(http::voice))
         .route("/twilio/status", post(http::status))
-        .route("/twilio/media", get(media::upgrade))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::webhook_signature,
+        ));
+    let mut app = Router::new()
+        .merge(webhooks)
+        .route("/twilio/media", get(media::upgrade));
+    if state.config.security.admin_listen.is_empty() {
+        app = app.merge(admin_routes());
+    }
+    app.layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        guard::rate_limit,
+    ))
+    .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+    .with_state(state)
+}
+
+fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
-        .with_state(state)
 }
 
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -78,6 +102,15 @@ impl Server {
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
         let quality = QualityOutlets::start(&config.quality, &config.alerts);
+        let config_rate = config.limits.per_ip_per_minute;
+        let admin_listen = config.security.admin_listen.clone();
+        if !config.security.validate_signatures {
+            tracing::warn!(
+                "Twilio signature validation is switched off (security.validate_signatures = false)"
+            );
+        } else if services.auth_token.is_none() {
+            tracing::warn!("TWILIO_AUTH_TOKEN not set: Twilio signatures are not checked");
+        }
         let state = Arc::new(AppState {
             config,
             services,
@@ -87,20 +120,48 @@ impl Server {
             calls: Arc::new(CallRegistry::default()),
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),
+            rate: guard::RateLimiter::new(config_rate),
         });
         let app = router(Arc::clone(&state));
         let draining = state.draining.clone();
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(draining.cancelled_owned())
                 .await
         });
         info!(%addr, "voxbridge listening");
-        Ok(Self { addr, state, task })
+        let admin_addr = match admin_listen.parse::<SocketAddr>() {
+            Ok(admin) => {
+                let listener = TcpListener::bind(admin).await?;
+                let admin_addr = listener.local_addr()?;
+                let app = admin_routes().with_state(Arc::clone(&state));
+                let stop = state.draining.clone();
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                });
+                info!(addr = %admin_addr, "admin listener (metrics, health)");
+                Some(admin_addr)
+            }
+            Err(_) => None,
+        };
+        Ok(Self {
+            addr,
+            admin_addr,
+            state,
+            task,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where /metrics and health are served when `security.admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// `ws://ADDR/twilio/media`, for simulated calls against this server.

@@ -22,6 +22,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -74,6 +76,8 @@ pub struct SimCall {
     pub max_duration: Option<Duration>,
     /// Keep every byte said and heard in the report (off for load runs: 16 KB/s per call).
     pub record_audio: bool,
+    /// Extra headers on the WebSocket upgrade (e.g. `X-Twilio-Signature`).
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,7 @@ impl SimCall {
             impairments: Impairments::default(),
             max_duration: None,
             record_audio: true,
+            headers: Vec::new(),
         }
     }
 
@@ -114,8 +119,22 @@ impl SimCall {
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let connect =
-            tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(ws_config), false);
+        let bad_url = |message: String| SimError::Connect {
+            url: self.url.clone(),
+            message,
+        };
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| bad_url(e.to_string()))?;
+        for (name, value) in &self.headers {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad_url(e.to_string()))?;
+            let value = HeaderValue::from_str(value).map_err(|e| bad_url(e.to_string()))?;
+            request.headers_mut().insert(name, value);
+        }
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), false);
         let (ws, _) = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
             .map_err(|_| SimError::Connect {

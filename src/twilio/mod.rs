@@ -11,6 +11,7 @@
 
 pub mod messages;
 pub mod rest;
+pub mod signature;
 pub mod twiml;
 
 pub use messages::{

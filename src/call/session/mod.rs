@@ -34,6 +34,10 @@ use crate::quality::alerts::{AlertEvent, LiveAlerts};
 use crate::quality::meter::QualityMeter;
 use crate::quality::notify::QualityOutlets;
 use crate::stt::SttStream;
+use crate::twilio::signature::check_stream_token;
+
+/// Streams refused for a bad per-stream token, by reason.
+pub const STREAM_TOKENS_REFUSED: &str = "voxbridge_stream_tokens_refused_total";
 use crate::twilio::messages::{
     ErrorReason, InboundEvent, OutboundMessage, ProtocolError, decode_payload, parse_inbound,
 };
@@ -65,6 +69,9 @@ const DTMF_TURN_GAP: Duration = Duration::from_millis(700);
 pub struct CallSession {
     services: Arc<CallServices>,
     metrics: Metrics,
+    idle_timeout: Duration,
+    max_duration: Duration,
+    last_inbound: Instant,
     quality: QualityConfig,
     meter: QualityMeter,
     alerts: LiveAlerts,
@@ -114,6 +121,9 @@ impl CallSession {
         Self {
             turn_source: services.turn_source,
             services,
+            idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
+            max_duration: Duration::from_secs(config.limits.max_call_secs),
+            last_inbound: started,
             metrics,
             quality: config.quality.clone(),
             meter: QualityMeter::new(&config.quality, window_secs, started),
@@ -154,6 +164,8 @@ impl CallSession {
         mut inbound: mpsc::Receiver<Inbound>,
         shutdown: CancellationToken,
     ) -> CallSummary {
+        let mut limits = tokio::time::interval(Duration::from_secs(1));
+        limits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let end = loop {
             let deadline = self.playout.next_deadline(Instant::now());
             let dtmf_deadline = self.dtmf_deadline;
@@ -161,9 +173,13 @@ impl CallSession {
                 biased;
                 _ = shutdown.cancelled() => Flow::End(EndReason::ServerShutdown),
                 msg = inbound.recv() => match msg {
-                    Some(msg) => self.on_inbound(msg),
+                    Some(msg) => {
+                        self.last_inbound = Instant::now();
+                        self.on_inbound(msg)
+                    }
                     None => Flow::End(EndReason::AbruptDisconnect),
                 },
+                _ = limits.tick() => self.check_limits(),
                 ev = next_conv(&mut self.conv) => {
                     self.on_conversation(ev);
                     Flow::Continue
@@ -187,6 +203,21 @@ impl CallSession {
             }
         };
         self.finish(end)
+    }
+
+    /// Once a second: end calls that went quiet or ran too long.
+    fn check_limits(&mut self) -> Flow {
+        if self.last_inbound.elapsed() >= self.idle_timeout {
+            warn!(parent: &self.span, idle_secs = self.idle_timeout.as_secs(), "no media: closing idle stream");
+            self.outbox.close(1000, "idle timeout");
+            return Flow::End(EndReason::IdleTimeout);
+        }
+        if self.started.elapsed() >= self.max_duration {
+            warn!(parent: &self.span, max_secs = self.max_duration.as_secs(), "maximum call duration reached");
+            self.outbox.close(1000, "maximum call duration");
+            return Flow::End(EndReason::MaxDuration);
+        }
+        Flow::Continue
     }
 
     fn on_inbound(&mut self, msg: Inbound) -> Flow {
@@ -236,6 +267,25 @@ impl CallSession {
                 self.summary.call_sid = Some(start.call_sid.0.clone());
                 self.summary.stream_sid = Some(start.stream_sid.0.clone());
                 self.summary.custom_parameters = start.custom_parameters.into_iter().collect();
+                if let Some(secret) = &self.services.stream_token_secret {
+                    let now = SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let token = self
+                        .summary
+                        .custom_parameters
+                        .get("token")
+                        .map(String::as_str);
+                    if let Err(e) =
+                        check_stream_token(secret.expose(), &start.call_sid.0, token, now)
+                    {
+                        ::metrics::counter!(STREAM_TOKENS_REFUSED, "reason" => e.as_str())
+                            .increment(1);
+                        warn!(parent: &self.span, reason = e.as_str(), "stream token refused: closing 1008");
+                        self.outbox.close(1008, "invalid stream token");
+                        return Flow::End(EndReason::TokenRejected);
+                    }
+                }
                 let ids = CallIds {
                     call_sid: start.call_sid.0,
                     stream_sid: start.stream_sid.0.clone(),
