@@ -94,7 +94,9 @@ pub struct CallSummary {
 /// Most digits kept per call (a keypad menu needs a handful).
 pub const MAX_DTMF_DIGITS: usize = 64;
 /// Most latencies kept per call.
-pub const MAX_LATENCIES: usize = 256;
+/// (Allocated up front, so a long call's memory does not grow turn by turn; the latency
+/// histograms see every turn.)
+pub const MAX_LATENCIES: usize = 32;
 
 impl CallSummary {
     pub fn new(started_at: SystemTime) -> Self {
@@ -114,9 +116,9 @@ impl CallSummary {
             marks_received: 0,
             marks_ignored: 0,
             dtmf_digits: String::new(),
-            response_latencies_ms: Vec::new(),
+            response_latencies_ms: Vec::with_capacity(MAX_LATENCIES),
             protocol_errors: BTreeMap::new(),
-            turn_latencies: Vec::new(),
+            turn_latencies: Vec::with_capacity(MAX_LATENCIES),
             actions: Vec::new(),
             provider_failures: 0,
             stt_reconnects: 0,
