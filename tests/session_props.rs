@@ -345,11 +345,26 @@ fn check(frames: &[Frame], run: &Run) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(media_out, s.media_frames_sent, "media handed to the writer");
     prop_assert!(closes.len() <= 1, "closes {closes:?}");
-    if let Some(code) = closes.first() {
-        prop_assert_eq!(*code, 1009);
-        prop_assert_eq!(s.end_reason, EndReason::MessageTooLarge);
+    if let Some(&code) = closes.first() {
+        prop_assert_eq!(
+            Some(code),
+            close_code(s.end_reason),
+            "close for {:?}",
+            s.end_reason
+        );
     }
     Ok(())
+}
+
+/// The close frame the session asks for when it ends for `end` (None: it sends none).
+fn close_code(end: EndReason) -> Option<u16> {
+    match end {
+        EndReason::MessageTooLarge => Some(1009),
+        EndReason::ServerShutdown => Some(1001),
+        EndReason::TokenRejected => Some(1008),
+        EndReason::AgentHangup | EndReason::IdleTimeout | EndReason::MaxDuration => Some(1000),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -657,7 +672,7 @@ fn proptest_config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+        .unwrap_or(256);
     ProptestConfig {
         cases,
         failure_persistence: None,
@@ -711,13 +726,23 @@ fn mostly_valid_calls_keep_their_invariants() {
     });
     let rt = runtime();
     let config = Config::default();
+    // `TestRunner::run` takes an `Fn`: count through cells.
+    let (turns, answered) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     let result = runner.run(&strategy, |frames| {
         let run = rt.block_on(run_session(&config, &frames));
+        turns.set(turns.get() + run.summary.turns);
+        answered.set(answered.get() + run.summary.media_frames_sent);
         check(&frames, &run)
     });
     if let Err(e) = result {
         panic!("{e}");
     }
+    // Guard against the generator drifting away from the interesting paths.
+    let (turns, answered) = (turns.get(), answered.get());
+    assert!(
+        turns > 0 && answered > 0,
+        "no case reached a turn ({turns}) and an echoed reply ({answered} frames sent)"
+    );
 }
 
 fn start_frame_fixed() -> String {
@@ -862,4 +887,39 @@ fn payload_edge_cases() {
             panic!("payload {:?}: {e}", &payload[..payload.len().min(16)]);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression cases (minimised by this suite; both panicked with "attempt to add with overflow"
+// in debug builds and wrapped silently in release before `QualityMeter` used saturating
+// arithmetic)
+// ---------------------------------------------------------------------------------------------
+
+fn regression(frames: Vec<Frame>) {
+    let rt = runtime();
+    let run = rt.block_on(run_session(&Config::default(), &frames));
+    if let Err(e) = check(&frames, &run) {
+        panic!("{e}");
+    }
+}
+
+/// `timestamp` = u64::MAX on an accepted media frame: `QualityMeter::on_media` computed the
+/// next expected timestamp as `timestamp_ms + pcm.len() / 8` (src/quality/meter.rs:185).
+#[test]
+fn regression_media_timestamp_u64_max() {
+    regression(vec![
+        Frame::Text(msg::start_json(0, ACCOUNT, SID, CALL, &[])),
+        Frame::Text(media_with_raw_payload(0, SID, 0, u64::MAX, "AAAAAAAAAAA=")),
+    ]);
+}
+
+/// `chunk` = u64::MAX, then any other frame: the chunk gap (u64::MAX - 1) went into `lost`,
+/// and `QualityMeter::loss_ratio` added `lost + received` at call end (src/quality/meter.rs:303).
+#[test]
+fn regression_media_chunk_u64_max_then_another_frame() {
+    regression(vec![
+        Frame::Text(msg::start_json(0, ACCOUNT, SID, CALL, &[])),
+        Frame::Text(media_with_raw_payload(0, SID, u64::MAX, 0, "AA==")),
+        Frame::Text(media_with_raw_payload(0, SID, 0, 0, "AA==")),
+    ]);
 }
