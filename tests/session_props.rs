@@ -213,7 +213,11 @@ fn expected(frames: &[Frame], max_payload: usize) -> Expected {
                         Some(_) => {}
                     }
                     match ev {
-                        InboundEvent::Dtmf(d) => e.dtmf.push_str(&d.digit),
+                        // One key per event (0-9 * # A-D); anything else is an invalid message.
+                        InboundEvent::Dtmf(d) => match d.digit.as_bytes() {
+                            [k] if b"0123456789*#ABCD".contains(k) => e.dtmf.push_str(&d.digit),
+                            _ => add(&mut e, ErrorReason::InvalidMessage),
+                        },
                         _ => e.marks += 1,
                     }
                 }

@@ -429,6 +429,12 @@ fn model(seen: &[Seen], max_payload: usize) -> Model {
                     }
                 }
                 Ok(InboundEvent::Mark(_)) => m.marks += 1,
+                // One key per event (0-9 * # A-D); anything else is an invalid message.
+                Ok(InboundEvent::Dtmf(d)) => {
+                    if !matches!(d.digit.as_bytes(), [k] if b"0123456789*#ABCD".contains(k)) {
+                        add(&mut m, ErrorReason::InvalidMessage);
+                    }
+                }
                 Ok(InboundEvent::Stop(_)) => m.end = Some(EndReason::Stop),
                 Ok(_) => {}
             },

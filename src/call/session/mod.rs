@@ -316,13 +316,26 @@ impl CallSession {
                 self.on_audio(Instant::now(), chunk, timestamp);
             }
             InboundEvent::Dtmf(dtmf) => {
+                // One key per event: 0-9 * # A-D. Anything else is not a keypress.
+                let key = match dtmf.digit.as_bytes() {
+                    [k] if b"0123456789*#ABCD".contains(k) => char::from(*k),
+                    _ => {
+                        self.protocol_error(
+                            ErrorReason::InvalidMessage,
+                            "dtmf digit is not one key",
+                        );
+                        return Flow::Continue;
+                    }
+                };
                 self.metrics.dtmf.increment(1);
-                info!(parent: &self.span, digit = %dtmf.digit, "dtmf");
+                info!(parent: &self.span, digit = %key, "dtmf");
                 if self.summary.dtmf_digits.len() < MAX_DTMF_DIGITS {
-                    self.summary.dtmf_digits.push_str(&dtmf.digit);
-                    self.dtmf_pending.push_str(&dtmf.digit);
-                    self.dtmf_deadline = Some(Instant::now() + DTMF_TURN_GAP);
+                    self.summary.dtmf_digits.push(key);
                 }
+                if self.dtmf_pending.len() < MAX_DTMF_DIGITS {
+                    self.dtmf_pending.push(key);
+                }
+                self.dtmf_deadline = Some(Instant::now() + DTMF_TURN_GAP);
             }
             InboundEvent::Mark(mark) => return self.on_mark(&mark.name),
             InboundEvent::Stop(_) => {
