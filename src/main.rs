@@ -157,14 +157,21 @@ async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> a
     voxbridge::logging::init(&config.log);
     let drain = Duration::from_secs(config.server.drain_timeout_secs);
     let services = CallServices::from_config(&config, |var| std::env::var(var).ok()).await?;
-    tracing::info!(
-        stt = services.stt.as_ref().map_or("none", |s| s.name()),
-        agent = services.agent.name(),
-        tts = services.tts.as_ref().map_or("none", |t| t.name()),
-        turn_source = ?services.turn_source,
-        twilio_rest = services.twilio.is_some(),
-        "providers ready"
-    );
+    for name in services.profiles.names() {
+        let Some(p) = services.profiles.get(name) else {
+            continue;
+        };
+        tracing::info!(
+            profile = name,
+            engine = p.engine.as_str(),
+            stt = p.stt.as_ref().map_or("none", |s| s.name()),
+            agent = p.agent.name(),
+            tts = p.tts.as_ref().map_or("none", |t| t.name()),
+            turn_source = ?p.turn_source,
+            "agent profile ready"
+        );
+    }
+    tracing::info!(twilio_rest = services.twilio.is_some(), "providers ready");
     let server = Server::bind_with(config.clone(), services)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;

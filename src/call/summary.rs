@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::call::events::{CallEvent, Role};
 use crate::call::latency::TurnLatency;
 use crate::quality::notify::rfc3339;
 use crate::quality::report::{QualityReport, Reason};
@@ -59,6 +60,8 @@ impl EndReason {
 pub struct CallSummary {
     pub call_sid: Option<String>,
     pub stream_sid: Option<String>,
+    /// The agent profile and engine that answered.
+    pub agent: Option<AgentUsed>,
     pub custom_parameters: BTreeMap<String, String>,
     #[serde(serialize_with = "as_rfc3339")]
     pub started_at: SystemTime,
@@ -87,9 +90,30 @@ pub struct CallSummary {
     pub stt_frames_dropped: u64,
     /// Live quality alerts raised during the call.
     pub alerts_raised: Vec<Reason>,
+    /// What both sides said, in order (at most [`MAX_TRANSCRIPT_LINES`] lines).
+    pub transcript: Vec<TranscriptLine>,
     /// The quality verdict, filled in when the call ends.
     pub quality: Option<QualityReport>,
 }
+
+/// The agent profile and engine a call got.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentUsed {
+    pub profile: String,
+    pub engine: &'static str,
+}
+
+/// One line of the call's transcript.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TranscriptLine {
+    pub role: Role,
+    pub text: String,
+    /// Cut short by the caller (only what they heard is kept).
+    pub interrupted: bool,
+}
+
+/// Most transcript lines kept in the summary (the record store keeps every turn).
+pub const MAX_TRANSCRIPT_LINES: usize = 64;
 
 /// Most digits kept per call (a keypad menu needs a handful).
 pub const MAX_DTMF_DIGITS: usize = 64;
@@ -103,6 +127,7 @@ impl CallSummary {
         Self {
             call_sid: None,
             stream_sid: None,
+            agent: None,
             custom_parameters: BTreeMap::new(),
             started_at,
             duration_ms: 0,
@@ -124,7 +149,67 @@ impl CallSummary {
             stt_reconnects: 0,
             stt_frames_dropped: 0,
             alerts_raised: Vec::new(),
+            transcript: Vec::new(),
             quality: None,
+        }
+    }
+
+    /// Fold one call event into the summary.
+    pub fn on_event(&mut self, event: &CallEvent<'_>) {
+        match event {
+            CallEvent::Started(ctx) => {
+                self.call_sid = Some(ctx.call_sid.clone());
+                self.stream_sid = Some(ctx.stream_sid.clone());
+                self.custom_parameters = ctx.parameters.clone();
+                self.agent = Some(AgentUsed {
+                    profile: ctx.profile.clone(),
+                    engine: ctx.engine.as_str(),
+                });
+            }
+            CallEvent::MediaReceived => self.media_frames_received += 1,
+            CallEvent::AudioSent { .. } => self.media_frames_sent += 1,
+            CallEvent::Dtmf(key) if self.dtmf_digits.len() < MAX_DTMF_DIGITS => {
+                self.dtmf_digits.push(key.as_char());
+            }
+            CallEvent::MarkReceived => self.marks_received += 1,
+            CallEvent::ResponsePlayed(_) => self.responses_played += 1,
+            CallEvent::MarkIgnored(_) => self.marks_ignored += 1,
+            CallEvent::BargeIn { cleared, .. } => {
+                self.barge_ins += 1;
+                self.responses_interrupted += cleared.ids.len() as u64;
+            }
+            CallEvent::Turn(_) => self.turns += 1,
+            CallEvent::Transcript {
+                role,
+                text,
+                interrupted,
+            } if self.transcript.len() < MAX_TRANSCRIPT_LINES => {
+                self.transcript.push(TranscriptLine {
+                    role: *role,
+                    text: (*text).to_owned(),
+                    interrupted: *interrupted,
+                });
+            }
+            CallEvent::Latency { latency, .. } => {
+                if let Some(total) = latency.total_ms
+                    && self.response_latencies_ms.len() < MAX_LATENCIES
+                {
+                    self.response_latencies_ms.push(total as u64);
+                }
+                if self.turn_latencies.len() < MAX_LATENCIES {
+                    self.turn_latencies.push(**latency);
+                }
+            }
+            CallEvent::Action(action) => self.actions.push(match action {
+                crate::agent::CallAction::EndCall => "end_call".to_owned(),
+                crate::agent::CallAction::Transfer { to } => format!("transfer_call {to}"),
+            }),
+            CallEvent::ProtocolError { reason, .. } => self.count_error(*reason),
+            CallEvent::ProviderFailed { .. } => self.provider_failures += 1,
+            CallEvent::SttReconnected => self.stt_reconnects += 1,
+            CallEvent::SttFrameDropped => self.stt_frames_dropped += 1,
+            CallEvent::Ended(reason) => self.end_reason = *reason,
+            _ => {}
         }
     }
 

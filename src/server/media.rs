@@ -28,7 +28,7 @@ use crate::metrics;
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Calls whose task panicked.
-pub const CALL_PANICS: &str = "voxbridge_call_panics_total";
+pub use crate::metrics::CALL_PANICS;
 
 /// Initial read buffer per socket.
 const SOCKET_BUFFER_BYTES: usize = 4096;
@@ -80,7 +80,7 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
     // Kept to close the socket with 1011 if the session panics; dropped right after.
     let out_close = out_tx.clone();
     let session = CallSession::new(
-        &state.config,
+        Arc::clone(&state.config),
         Arc::clone(&state.services),
         state.metrics.clone(),
         state.quality.clone(),

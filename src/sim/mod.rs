@@ -31,8 +31,8 @@ pub use impair::Impairments;
 pub use playback::{FRAME_BYTES, PlaybackBuffer};
 pub use report::SimReport;
 
+use crate::audio::frame_dbfs;
 use crate::audio::mulaw;
-use crate::call::turn::frame_dbfs;
 use crate::twilio::messages::{self as msg, ParsedOutbound, parse_outbound};
 use impair::Network;
 

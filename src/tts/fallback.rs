@@ -27,7 +27,7 @@ use crate::provider::ProviderError;
 
 /// `voxbridge_tts_fallbacks_total{to="secondary"|"apology"}`: switches away from a failed
 /// provider.
-pub const TTS_FALLBACKS: &str = "voxbridge_tts_fallbacks_total";
+pub use crate::metrics::TTS_FALLBACKS;
 /// Estimated speech duration per character, for deciding which pieces were spoken.
 pub const MS_PER_CHAR: u64 = 70;
 /// Text pieces queued towards one provider.

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use crate::audio::frame_dbfs;
 use crate::audio::mulaw;
-use crate::call::turn::frame_dbfs;
 
 /// VAD frame: 20 ms of 8 kHz μ-law.
 const FRAME: usize = 160;

@@ -6,8 +6,9 @@
 //! records only the part of the reply the caller heard, estimated from the playout position.
 //! When the agent or every TTS fails, a short apology is played: never dead air.
 //!
-//! Owned by the [`CallSession`](super::session::CallSession); no I/O of its own beyond the
-//! provider tasks it starts, no clocks read except through the instants it is given.
+//! Owned by the [`Cascade`](super::Cascade) engine; its audio goes out through [`EngineIo`].
+//! No I/O of its own beyond the provider tasks it starts, no clocks read except through the
+//! instants it is given.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,9 +17,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::latency::TurnTiming;
-use super::playout::{Cleared, Playout};
-use crate::agent::{AgentEvent, AgentSession, CallAction, CallerTurn};
+use crate::agent::{AgentEvent, AgentSession, CallerTurn};
+use crate::call::events::Role;
+use crate::call::latency::TurnTiming;
+use crate::call::playout::Cleared;
+use crate::engine::EngineIo;
 use crate::tts::{TextToSpeech, TtsEvent};
 
 /// Text pieces waiting for the TTS task (a reply is a handful of sentences).
@@ -52,7 +55,6 @@ struct Generation {
     text: String,
     /// Audio appended to the playout so far (μ-law bytes).
     audio_bytes: usize,
-    action: Option<CallAction>,
     timing: TurnTiming,
     apologised: bool,
 }
@@ -61,7 +63,6 @@ struct Generation {
 struct Sent {
     playout_id: u64,
     text: String,
-    action: Option<CallAction>,
     timing: TurnTiming,
 }
 
@@ -108,7 +109,7 @@ impl Conversation {
     }
 
     /// Speak the agent's greeting, if it has one (and there is a voice to speak it with).
-    pub fn greet(&mut self, playout: &mut Playout, now: Instant) {
+    pub fn greet(&mut self, io: &mut EngineIo<'_>, now: Instant) {
         let Some(text) = self.agent.greeting() else {
             return;
         };
@@ -118,38 +119,33 @@ impl Conversation {
         let (tx, rx) = mpsc::channel(2);
         let _ = tx.try_send(AgentEvent::Text(text));
         let _ = tx.try_send(AgentEvent::Done);
-        self.begin(
-            rx,
-            CancellationToken::new(),
-            playout,
-            TurnTiming::new(None, now),
-        );
+        self.begin(rx, CancellationToken::new(), io, TurnTiming::new(None, now));
     }
 
     /// Say a fixed text (e.g. the apology when speech-to-text is down); returns the playout id.
-    pub fn say(&mut self, text: String, playout: &mut Playout, timing: TurnTiming) -> Option<u64> {
+    pub fn say(&mut self, text: String, io: &mut EngineIo<'_>, timing: TurnTiming) -> Option<u64> {
         self.tts.as_ref()?;
         self.abandon();
         let (tx, rx) = mpsc::channel(2);
         let _ = tx.try_send(AgentEvent::Text(text));
         let _ = tx.try_send(AgentEvent::Done);
-        Some(self.begin(rx, CancellationToken::new(), playout, timing))
+        Some(self.begin(rx, CancellationToken::new(), io, timing))
     }
 
     /// Answer the caller's turn (cancelling any generation still running); returns the
     /// response's playout id.
-    pub fn respond(&mut self, turn: CallerTurn, playout: &mut Playout, timing: TurnTiming) -> u64 {
+    pub fn respond(&mut self, turn: CallerTurn, io: &mut EngineIo<'_>, timing: TurnTiming) -> u64 {
         self.abandon();
         let cancel = CancellationToken::new();
         let rx = self.agent.respond(turn, cancel.clone());
-        self.begin(rx, cancel, playout, timing)
+        self.begin(rx, cancel, io, timing)
     }
 
     fn begin(
         &mut self,
         agent_rx: mpsc::Receiver<AgentEvent>,
         cancel: CancellationToken,
-        playout: &mut Playout,
+        io: &mut EngineIo<'_>,
         timing: TurnTiming,
     ) -> u64 {
         let (text_tx, tts_rx) = match &self.tts {
@@ -159,7 +155,7 @@ impl Conversation {
             }
             None => (None, None),
         };
-        let playout_id = playout.begin();
+        let playout_id = io.begin_response();
         self.current = Some(Generation {
             playout_id,
             cancel,
@@ -168,7 +164,6 @@ impl Conversation {
             tts_rx,
             text: String::new(),
             audio_bytes: 0,
-            action: None,
             timing,
             apologised: false,
         });
@@ -187,7 +182,8 @@ impl Conversation {
     }
 
     /// Apply a provider event to the generation and the playout.
-    pub fn handle(&mut self, event: ConvEvent, playout: &mut Playout, now: Instant) -> Outcome {
+    pub fn handle(&mut self, event: ConvEvent, io: &mut EngineIo<'_>) -> Outcome {
+        let now = io.now();
         let tts_name = self.tts_name();
         let Some(g) = self.current.as_mut() else {
             return Outcome::Nothing;
@@ -211,14 +207,16 @@ impl Conversation {
                 g.timing.agent_first.get_or_insert(now);
                 g.timing.tts_first_audio.get_or_insert(now);
                 g.audio_bytes += audio.len();
-                playout.append(g.playout_id, &audio);
+                io.audio(g.playout_id, &audio);
             }
-            ConvEvent::Agent(Some(AgentEvent::Action(action))) => g.action = Some(action),
+            ConvEvent::Agent(Some(AgentEvent::Action(action))) => {
+                io.after_played(g.playout_id, action)
+            }
             ConvEvent::Agent(Some(AgentEvent::Done)) | ConvEvent::Agent(None) => {
                 g.agent_rx = None;
                 g.text_tx = None; // end of the TTS input
                 if g.tts_rx.is_none() {
-                    playout.finish(g.playout_id);
+                    io.end_response(g.playout_id);
                 }
             }
             ConvEvent::Agent(Some(AgentEvent::Failed(e))) => {
@@ -236,14 +234,14 @@ impl Conversation {
                 }
                 g.text_tx = None;
                 if g.tts_rx.is_none() {
-                    apologise(g, &self.apology_audio, playout);
-                    playout.finish(g.playout_id);
+                    apologise(g, &self.apology_audio, io);
+                    io.end_response(g.playout_id);
                 }
             }
             ConvEvent::Tts(Some(TtsEvent::Audio(audio))) => {
                 g.timing.tts_first_audio.get_or_insert(now);
                 g.audio_bytes += audio.len();
-                playout.append(g.playout_id, &audio);
+                io.audio(g.playout_id, &audio);
             }
             ConvEvent::Tts(Some(TtsEvent::Failed(e))) => {
                 outcome = Outcome::ProviderFailed {
@@ -252,13 +250,13 @@ impl Conversation {
                 };
                 g.tts_rx = None;
                 if g.audio_bytes == 0 {
-                    apologise(g, &self.apology_audio, playout);
+                    apologise(g, &self.apology_audio, io);
                 }
-                playout.finish(g.playout_id);
+                io.end_response(g.playout_id);
             }
             ConvEvent::Tts(Some(TtsEvent::Done)) | ConvEvent::Tts(None) => {
                 g.tts_rx = None;
-                playout.finish(g.playout_id);
+                io.end_response(g.playout_id);
             }
         }
         if g.agent_rx.is_none() && g.tts_rx.is_none() {
@@ -273,7 +271,6 @@ impl Conversation {
             self.sent = Some(Sent {
                 playout_id: g.playout_id,
                 text: g.text,
-                action: g.action,
                 timing: g.timing,
             });
         }
@@ -290,23 +287,18 @@ impl Conversation {
             .map(|s| &mut s.timing)
     }
 
-    /// The reply with this playout id finished playing: the history keeps all of it, and any
-    /// action it carried is due now.
-    pub fn played(&mut self, playout_id: u64) -> Option<CallAction> {
-        if self
-            .sent
-            .as_ref()
-            .is_some_and(|s| s.playout_id == playout_id)
-        {
-            let sent = self.sent.take()?;
+    /// The reply with this playout id finished playing: the history keeps all of it.
+    pub fn played(&mut self, playout_id: u64, io: &mut EngineIo<'_>) {
+        if let Some(sent) = self.sent.take_if(|s| s.playout_id == playout_id) {
             self.agent.reply_heard(&sent.text, false);
-            return sent.action;
+            if !sent.text.is_empty() {
+                io.transcript(Role::Agent, &sent.text, false);
+            }
         }
-        None
     }
 
     /// Barge-in: stop the generation; the history keeps what the caller heard of it.
-    pub fn interrupted(&mut self, cleared: &Cleared) {
+    pub fn interrupted(&mut self, cleared: &Cleared, io: &mut EngineIo<'_>) {
         let (text, audio_bytes) = match (self.current.take(), self.sent.take()) {
             (Some(g), _) => {
                 g.cancel.cancel();
@@ -317,6 +309,9 @@ impl Conversation {
         };
         let heard = heard_prefix(&text, cleared.heard_bytes, audio_bytes);
         self.agent.reply_heard(heard, true);
+        if !heard.is_empty() {
+            io.transcript(Role::Agent, heard, true);
+        }
     }
 
     /// Drop a generation without a barge-in (a new turn overtook it, or the call ended).
@@ -328,14 +323,14 @@ impl Conversation {
     }
 }
 
-fn apologise(g: &mut Generation, apology: &Option<Bytes>, playout: &mut Playout) {
+fn apologise(g: &mut Generation, apology: &Option<Bytes>, io: &mut EngineIo<'_>) {
     if g.apologised {
         return;
     }
     g.apologised = true;
     if let Some(audio) = apology {
         g.audio_bytes += audio.len();
-        playout.append(g.playout_id, audio);
+        io.audio(g.playout_id, audio);
     }
 }
 
