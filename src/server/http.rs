@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::info;
@@ -18,8 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::twilio::{signature, twiml};
 
 /// `POST /twilio/voice`: answer the call by connecting its audio to our media WebSocket.
+///
+/// `?agent=NAME` picks the agent profile for calls to this webhook (else the called number's
+/// profile, else the default); it reaches the stream as the `agent` parameter.
 pub async fn voice(
     State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
@@ -38,6 +42,9 @@ pub async fn voice(
         ("To", field("To")),
         ("CallSid", call_sid),
     ];
+    if let Some(agent) = query.get("agent").filter(|a| !a.is_empty()) {
+        parameters.push(("agent", agent));
+    }
     let token = match (
         &state.services.stream_token_secret,
         state.config.security.stream_token,

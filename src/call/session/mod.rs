@@ -216,13 +216,19 @@ impl CallSession {
     /// Wind the call down and produce its summary and report.
     fn finish(mut self, end: EndReason) -> CallSummary {
         let now = Instant::now();
+        if self.playout.is_active() {
+            // Cut off by the call's end: the engine learns what the caller heard of it.
+            let cleared = self.playout.clear(now);
+            self.observers
+                .emit(CallEvent::Abandoned(cleared.ids.len() as u64));
+            if let Some(engine) = &mut self.engine {
+                let mut io = engine_io!(self, now);
+                engine.on_input(crate::engine::EngineInput::Cleared(&cleared), &mut io);
+            }
+        }
         if let Some(engine) = &mut self.engine {
             let mut io = engine_io!(self, now);
             engine.finish(&mut io);
-        }
-        if self.playout.is_active() {
-            let n = self.playout.clear(now).ids.len() as u64;
-            self.observers.emit(CallEvent::Abandoned(n));
         }
         if end == EndReason::ServerShutdown {
             self.outbox.close(1001, "server shutting down");
