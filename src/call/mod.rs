@@ -11,6 +11,7 @@ pub mod ears;
 pub mod events;
 pub mod frames;
 pub mod latency;
+pub mod live;
 pub mod observers;
 pub mod outbox;
 pub mod playout;

@@ -13,6 +13,7 @@ use crate::agent::openai::OpenAiAgent;
 use crate::agent::scripted::ScriptedAgent;
 use crate::audio::mulaw;
 use crate::call::context::EngineKind;
+use crate::call::live::LiveCalls;
 use crate::config::profiles::{DEFAULT_PROFILE, ResolvedProfile};
 use crate::config::{AgentKind, Config, SttProvider, TtsProvider, TurnSource};
 use crate::engine::profiles::Profiles;
@@ -46,6 +47,8 @@ pub struct AgentServices {
 /// Everything calls share.
 pub struct CallServices {
     pub profiles: Profiles,
+    /// The calls in progress (the API and console read it; sessions register in it).
+    pub live: Arc<LiveCalls>,
     /// Twilio REST, for the agent's `end_call` / `transfer_call` (with credentials only).
     pub twilio: Option<Arc<TwilioRest>>,
     /// `TWILIO_AUTH_TOKEN`: signature validation is on whenever this is set.
@@ -75,6 +78,7 @@ impl CallServices {
     pub fn echo() -> Self {
         Self {
             profiles: Profiles::single(AgentServices::echo()),
+            live: Arc::new(LiveCalls::default()),
             twilio: None,
             auth_token: None,
             stream_token_secret: None,
@@ -153,6 +157,7 @@ impl CallServices {
         };
         Ok(Self {
             profiles: Profiles::new(profiles, config.numbers.clone()),
+            live: Arc::new(LiveCalls::default()),
             twilio,
             auth_token,
             stream_token_secret,

@@ -37,6 +37,8 @@ pub enum EndReason {
     MaxDuration,
     /// The stream's token was missing, forged or expired (closed 1008).
     TokenRejected,
+    /// Hung up through the API or the console.
+    OperatorHangup,
 }
 
 impl EndReason {
@@ -51,6 +53,7 @@ impl EndReason {
             EndReason::IdleTimeout => "idle_timeout",
             EndReason::MaxDuration => "max_duration",
             EndReason::TokenRejected => "token_rejected",
+            EndReason::OperatorHangup => "operator_hangup",
         }
     }
 }

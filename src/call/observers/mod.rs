@@ -12,6 +12,7 @@ use std::time::Instant;
 use tracing::{Span, info, warn};
 
 use crate::call::events::CallEvent;
+use crate::call::live::LiveTap;
 use crate::call::summary::{CallSummary, EndReason};
 use crate::quality::notify::QualityOutlets;
 pub use metrics::MetricsTap;
@@ -21,6 +22,7 @@ pub use quality::QualityWatch;
 pub struct Observers {
     pub quality: QualityWatch,
     pub summary: CallSummary,
+    pub live: LiveTap,
     metrics: MetricsTap,
     /// Protocol error reasons already logged on this call (a bit per reason).
     logged_reasons: u32,
@@ -45,6 +47,7 @@ impl Observers {
                 span.clone(),
             ),
             summary: CallSummary::new(std::time::SystemTime::now()),
+            live: LiveTap::new(started),
             metrics: MetricsTap::new(metrics),
             logged_reasons: 0,
             outlets,
@@ -56,6 +59,7 @@ impl Observers {
         self.metrics.on_event(&event);
         self.summary.on_event(&event);
         self.quality.on_event(&event);
+        self.live.on_event(&event);
         if let CallEvent::ProtocolError { reason, detail } = event {
             // Log once per reason per call; every occurrence is counted above.
             let bit = 1u32 << reason.index();
@@ -64,6 +68,13 @@ impl Observers {
                 warn!(parent: &self.span, reason = reason.as_str(), error = detail, "bad inbound message");
             }
         }
+    }
+
+    /// Once a second: the live figures and the quality timeline.
+    pub fn tick(&mut self, now: Instant) {
+        let alerts: Vec<_> = self.quality.active_alerts().collect();
+        self.live
+            .tick(now, self.quality.meter(), &alerts, self.quality.config());
     }
 
     /// The call ended: judge its quality and publish its report (log line and report file).

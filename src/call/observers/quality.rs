@@ -53,6 +53,10 @@ impl QualityWatch {
         }
     }
 
+    pub fn config(&self) -> &QualityConfig {
+        &self.cfg
+    }
+
     pub fn meter(&self) -> &QualityMeter {
         &self.meter
     }

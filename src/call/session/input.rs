@@ -89,6 +89,9 @@ impl CallSession {
                 return Flow::End(EndReason::TokenRejected);
             }
         }
+        let mut entry = self.services.live.register(&ctx);
+        self.control = entry.take_control();
+        self.observers.live.attach(entry);
         let mut engine = engine::build(&self.config, profile, &ctx);
         let mut io = engine_io!(self, Instant::now());
         engine.start(&mut io);

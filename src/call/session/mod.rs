@@ -29,6 +29,7 @@ use io::Responses;
 
 use super::ears::Ears;
 use super::events::CallEvent;
+use super::live::Control;
 use super::observers::Observers;
 use super::outbox::{Outbox, Outgoing};
 use super::playout::Playout;
@@ -79,6 +80,8 @@ pub struct CallSession {
     responses: Responses,
     /// The engine answering, from `start` on.
     engine: Option<CallEngine>,
+    /// Requests from the API (hang up, transfer), from `start` on.
+    control: Option<mpsc::Receiver<Control>>,
     observers: Observers,
     span: Span,
 }
@@ -125,6 +128,7 @@ impl CallSession {
             outbox: Outbox::new(writer),
             responses: Responses::default(),
             engine: None,
+            control: None,
             observers: Observers::new(&config, metrics, outlets, started, span.clone()),
             span,
             config,
@@ -158,6 +162,7 @@ impl CallSession {
                     self.on_engine_event(ev);
                     Flow::Continue
                 }
+                req = next_control(&mut self.control) => self.on_control(req),
                 _ = self.outbox.writable(), if !self.outbox.is_empty() => Flow::Continue,
                 _ = sleep_until(deadline), if deadline.is_some() && self.outbox.is_empty() => {
                     Flow::Continue
@@ -181,8 +186,11 @@ impl CallSession {
         self.finish(end)
     }
 
-    /// Once a second: end calls that went quiet or ran too long.
+    /// Once a second: the live figures; end calls that went quiet or ran too long.
     fn check_limits(&mut self) -> Flow {
+        if self.codec.stream_sid().is_some() {
+            self.observers.tick(Instant::now());
+        }
         let l = &self.limits;
         if l.last_inbound.elapsed() >= l.idle_timeout {
             warn!(parent: &self.span, idle_secs = l.idle_timeout.as_secs(), "no media: closing idle stream");
@@ -241,6 +249,13 @@ impl CallSession {
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {
+    match control {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

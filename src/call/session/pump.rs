@@ -11,6 +11,7 @@ use super::{CallSession, Flow};
 use crate::agent::CallAction;
 use crate::call::events::CallEvent;
 use crate::call::frames::CallOutput;
+use crate::call::live::Control;
 use crate::call::playout::PlayoutAction;
 use crate::call::summary::EndReason;
 
@@ -80,6 +81,37 @@ impl CallSession {
         });
     }
 
+    /// A request from the API or the console.
+    pub(super) fn on_control(&mut self, request: Option<Control>) -> Flow {
+        match request {
+            Some(Control::Hangup) => {
+                info!(parent: &self.span, "hung up by an operator");
+                self.hang_up_through_twilio();
+                self.outbox.close(1000, "hung up by operator");
+                Flow::End(EndReason::OperatorHangup)
+            }
+            Some(Control::Transfer { to }) => self.carry_out(CallAction::Transfer { to }),
+            None => {
+                self.control = None;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// End the call at Twilio too (the stream closing ends `<Connect>` anyway).
+    fn hang_up_through_twilio(&self) {
+        let Some(twilio) = self.services.twilio.clone() else {
+            return;
+        };
+        let call_sid = self.observers.summary.call_sid.clone().unwrap_or_default();
+        let span = self.span.clone();
+        tokio::spawn(async move {
+            if let Err(e) = twilio.hang_up(&call_sid).await {
+                warn!(parent: &span, error = %e, "hanging up through Twilio REST failed");
+            }
+        });
+    }
+
     /// Carry out what the engine asked for, now that its response has played.
     fn carry_out(&mut self, action: CallAction) -> Flow {
         self.observers.emit(CallEvent::Action(&action));
@@ -88,14 +120,7 @@ impl CallSession {
         match action {
             CallAction::EndCall => {
                 info!(parent: &self.span, "agent ended the call");
-                if let Some(twilio) = twilio {
-                    let span = self.span.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = twilio.hang_up(&call_sid).await {
-                            warn!(parent: &span, error = %e, "hanging up through Twilio REST failed");
-                        }
-                    });
-                }
+                self.hang_up_through_twilio();
                 // Closing the stream ends <Connect>; without REST access that ends the call.
                 self.outbox.close(1000, "call ended by agent");
                 Flow::End(EndReason::AgentHangup)
