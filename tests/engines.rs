@@ -69,6 +69,30 @@ async fn two_calls_with_different_profiles_at_once() {
     let s = summaries.get(&echo_sid).await;
     let agent = s.agent.as_ref().expect("agent used");
     assert_eq!((agent.profile.as_str(), agent.engine), ("default", "echo"));
+    // Its transcript: the caller's turn, then the echo heard after it, with offsets in the
+    // call that match what the simulated caller saw.
+    let lines: Vec<_> = s
+        .transcript
+        .iter()
+        .map(|l| (l.role, l.interrupted))
+        .collect();
+    use voxbridge::call::events::Role;
+    assert_eq!(lines, vec![(Role::Caller, false), (Role::Agent, false)]);
+    let (caller, reply) = (&s.transcript[0], &s.transcript[1]);
+    let spoke = caller.start_ms.expect("caller start");
+    assert!(spoke < caller.end_ms && caller.end_ms < reply.start_ms.expect("reply start"));
+    let said_end = echo.speech_ends_ms[0];
+    assert!(
+        caller.end_ms.abs_diff(said_end) < 120,
+        "caller speech ended at {} ms by the record, {said_end} ms by the caller",
+        caller.end_ms
+    );
+    let heard_at = echo.reply_starts_ms[0];
+    let start = reply.start_ms.unwrap_or_default();
+    assert!(
+        start.abs_diff(heard_at) < 150,
+        "reply heard from {start} ms by the record, {heard_at} ms by the caller"
+    );
 
     // The menu callers heard the scripted greeting, spoken (not their own audio: they said
     // nothing), from the cascade engine.

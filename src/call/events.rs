@@ -92,12 +92,20 @@ pub enum CallEvent<'a> {
     Abandoned(u64),
     /// A caller turn is being answered.
     Turn(TurnKind),
+    /// A line of what was said: the caller's words (empty when there is no STT), or what the
+    /// caller heard of a response. `start`/`end`: when it was spoken / heard.
     Transcript {
         role: Role,
         text: &'a str,
         interrupted: bool,
+        start: Option<Instant>,
+        end: Instant,
+        /// The response it belongs to (agent lines).
+        response: Option<u64>,
     },
+    /// The first frame of response `response` went out: the turn's latency by stage.
     Latency {
+        response: u64,
         latency: &'a TurnLatency,
         providers: StageProviders,
     },

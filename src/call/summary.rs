@@ -5,7 +5,7 @@
 //! label. It is plain data: no clocks, no I/O.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -97,6 +97,9 @@ pub struct CallSummary {
     pub transcript: Vec<TranscriptLine>,
     /// The quality verdict, filled in when the call ends.
     pub quality: Option<QualityReport>,
+    /// The call's monotonic start, for offsets.
+    #[serde(skip)]
+    clock: Instant,
 }
 
 /// The agent profile and engine a call got.
@@ -110,9 +113,13 @@ pub struct AgentUsed {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TranscriptLine {
     pub role: Role,
+    /// The words (empty when the turn was audio only, e.g. the echo engine without STT).
     pub text: String,
     /// Cut short by the caller (only what they heard is kept).
     pub interrupted: bool,
+    /// When it was spoken or heard, ms from the start of the call.
+    pub start_ms: Option<u64>,
+    pub end_ms: u64,
 }
 
 /// Most transcript lines kept in the summary (the record store keeps every turn).
@@ -126,8 +133,10 @@ pub const MAX_DTMF_DIGITS: usize = 64;
 pub const MAX_LATENCIES: usize = 32;
 
 impl CallSummary {
-    pub fn new(started_at: SystemTime) -> Self {
+    /// A call that started at `started_at` (wall clock) = `clock` (monotonic).
+    pub fn new(started_at: SystemTime, clock: Instant) -> Self {
         Self {
+            clock,
             call_sid: None,
             stream_sid: None,
             agent: None,
@@ -186,11 +195,18 @@ impl CallSummary {
                 role,
                 text,
                 interrupted,
+                start,
+                end,
+                ..
             } if self.transcript.len() < MAX_TRANSCRIPT_LINES => {
+                let offset =
+                    |t: Instant| t.saturating_duration_since(self.clock).as_millis() as u64;
                 self.transcript.push(TranscriptLine {
                     role: *role,
                     text: (*text).to_owned(),
                     interrupted: *interrupted,
+                    start_ms: start.map(offset),
+                    end_ms: offset(*end),
                 });
             }
             CallEvent::Latency { latency, .. } => {

@@ -26,6 +26,8 @@ pub struct EchoEngine {
     dtmf: DtmfTurn,
     /// The latest response and its timing (only one is timed at a time).
     timing: Option<(u64, TurnTiming)>,
+    /// When the caller's current utterance began.
+    speech_started_at: Option<Instant>,
 }
 
 impl EchoEngine {
@@ -35,6 +37,7 @@ impl EchoEngine {
             utterance: Utterance::new(config.turn.pre_roll_ms, config.limits.max_utterance_ms),
             dtmf: DtmfTurn::default(),
             timing: None,
+            speech_started_at: None,
         }
     }
 
@@ -43,9 +46,13 @@ impl EchoEngine {
         let event = self.turn.push(f.voiced, frame_ms, f.at);
         if event == Some(TurnEvent::SpeechStarted) {
             self.utterance.start();
+            self.speech_started_at = Some(f.at);
             if io.is_playing() {
-                io.interrupt("vad");
+                let cleared = io.interrupt("vad");
                 self.timing = None;
+                if let Some(&id) = cleared.ids.last() {
+                    io.agent_said(id, "", true);
+                }
             }
         }
         self.utterance.push(f.mulaw, f.voiced);
@@ -67,6 +74,7 @@ impl EchoEngine {
     fn answer(&mut self, audio: Vec<u8>, speech_end: Instant, io: &mut EngineIo<'_>) {
         let now = io.now();
         io.turn(TurnKind::Audio);
+        io.caller_said("", self.speech_started_at.take(), Some(speech_end));
         let id = io.begin_response();
         let mut timing = TurnTiming::new(Some(speech_end), now);
         timing.agent_first = Some(now);
@@ -98,7 +106,12 @@ impl Engine for EchoEngine {
         match input {
             EngineInput::Audio(f) => self.on_audio(f, io),
             EngineInput::Dtmf(key) => self.dtmf.press(key, io.now()),
-            EngineInput::Played(_) | EngineInput::Cleared(_) => {}
+            EngineInput::Played(id) => io.agent_said(id, "", false),
+            EngineInput::Cleared(cleared) => {
+                if let Some(&id) = cleared.ids.last() {
+                    io.agent_said(id, "", true);
+                }
+            }
         }
     }
 

@@ -27,7 +27,9 @@ impl MetricsTap {
             CallEvent::Abandoned(n) => m.responses_abandoned.increment(*n),
             CallEvent::Backpressure => m.outbound_backpressure.increment(1),
             CallEvent::ProtocolError { reason, .. } => m.protocol_error(*reason),
-            CallEvent::Latency { latency, providers } => {
+            CallEvent::Latency {
+                latency, providers, ..
+            } => {
                 latency.record(providers.stt, providers.agent, providers.tts);
                 if let Some(total) = latency.total_ms {
                     m.response_latency.record(total / 1000.0);

@@ -46,7 +46,7 @@ impl Observers {
                 started,
                 span.clone(),
             ),
-            summary: CallSummary::new(std::time::SystemTime::now()),
+            summary: CallSummary::new(std::time::SystemTime::now(), started),
             live: LiveTap::new(started),
             metrics: MetricsTap::new(metrics),
             logged_reasons: 0,

@@ -20,15 +20,35 @@ use crate::call::playout::{Cleared, Playout};
 /// Most actions that may wait for their responses (an agent asks for one or two per call).
 const MAX_PENDING_ACTIONS: usize = 8;
 
+/// Responses whose start is remembered (for transcript offsets).
+const STARTS_REMEMBERED: usize = 8;
+
 #[derive(Debug, Default)]
 pub struct Responses {
     /// The response whose first frame is awaited (turn latency).
     pub latency_pending: Option<u64>,
     /// Actions waiting for a response (and everything before it) to finish playing.
     waiting: Vec<(u64, CallAction)>,
+    /// When the caller began hearing recent responses.
+    starts: std::collections::VecDeque<(u64, Instant)>,
 }
 
 impl Responses {
+    /// The first chunk of response `id` plays from `at` (later chunks are ignored).
+    pub fn started(&mut self, id: u64, at: Instant) {
+        if self.starts.iter().any(|(x, _)| *x == id) {
+            return;
+        }
+        if self.starts.len() == STARTS_REMEMBERED {
+            self.starts.pop_front();
+        }
+        self.starts.push_back((id, at));
+    }
+
+    fn start_of(&self, id: u64) -> Option<Instant> {
+        self.starts.iter().find(|(x, _)| *x == id).map(|(_, t)| *t)
+    }
+
     /// Actions whose responses are over: due now (in order), or dropped with them when the
     /// caller barged in over them.
     pub fn take_due(&mut self, playout: &Playout) -> Vec<CallAction> {
@@ -132,12 +152,29 @@ impl EngineIo<'_> {
         }
     }
 
-    /// A line of what was said (the caller's words, or what the caller heard of ours).
-    pub fn transcript(&mut self, role: Role, text: &str, interrupted: bool) {
+    /// What the caller said this turn (`text` empty when nothing transcribes it), spoken
+    /// from `start` to `end`.
+    pub fn caller_said(&mut self, text: &str, start: Option<Instant>, end: Option<Instant>) {
         self.observers.emit(CallEvent::Transcript {
-            role,
+            role: Role::Caller,
+            text,
+            interrupted: false,
+            start,
+            end: end.unwrap_or(self.now),
+            response: None,
+        });
+    }
+
+    /// What the caller heard of response `id` (all of it, or up to a barge-in), ending now.
+    pub fn agent_said(&mut self, id: u64, text: &str, interrupted: bool) {
+        let start = self.responses.start_of(id);
+        self.observers.emit(CallEvent::Transcript {
+            role: Role::Agent,
             text,
             interrupted,
+            start,
+            end: self.now,
+            response: Some(id),
         });
     }
 

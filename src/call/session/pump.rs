@@ -29,8 +29,13 @@ impl CallSession {
                 match action {
                     PlayoutAction::Media(chunk) => {
                         let pending = self.responses.latency_pending;
-                        first_frame |= pending.is_some() && pending == self.playout.current();
-                        self.outbox.push_audio(chunk, self.playout.last_play_at());
+                        let current = self.playout.current();
+                        first_frame |= pending.is_some() && pending == current;
+                        let play_at = self.playout.last_play_at();
+                        if let (Some(id), Some(at)) = (current, play_at) {
+                            self.responses.started(id, at);
+                        }
+                        self.outbox.push_audio(chunk, play_at);
                     }
                     PlayoutAction::Mark(name) => self.outbox.push(CallOutput::Mark(name)),
                 }
@@ -76,6 +81,7 @@ impl CallSession {
         };
         let latency = timing.finish(now);
         self.observers.emit(CallEvent::Latency {
+            response: id,
             latency: &latency,
             providers,
         });

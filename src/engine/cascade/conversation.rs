@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{AgentEvent, AgentSession, CallerTurn};
-use crate::call::events::Role;
 use crate::call::latency::TurnTiming;
 use crate::call::playout::Cleared;
 use crate::engine::EngineIo;
@@ -292,25 +291,25 @@ impl Conversation {
         if let Some(sent) = self.sent.take_if(|s| s.playout_id == playout_id) {
             self.agent.reply_heard(&sent.text, false);
             if !sent.text.is_empty() {
-                io.transcript(Role::Agent, &sent.text, false);
+                io.agent_said(sent.playout_id, &sent.text, false);
             }
         }
     }
 
     /// Barge-in: stop the generation; the history keeps what the caller heard of it.
     pub fn interrupted(&mut self, cleared: &Cleared, io: &mut EngineIo<'_>) {
-        let (text, audio_bytes) = match (self.current.take(), self.sent.take()) {
+        let (id, text, audio_bytes) = match (self.current.take(), self.sent.take()) {
             (Some(g), _) => {
                 g.cancel.cancel();
-                (g.text, g.audio_bytes)
+                (g.playout_id, g.text, g.audio_bytes)
             }
-            (None, Some(s)) => (s.text, usize::MAX),
+            (None, Some(s)) => (s.playout_id, s.text, usize::MAX),
             (None, None) => return,
         };
         let heard = heard_prefix(&text, cleared.heard_bytes, audio_bytes);
         self.agent.reply_heard(heard, true);
         if !heard.is_empty() {
-            io.transcript(Role::Agent, heard, true);
+            io.agent_said(id, heard, true);
         }
     }
 

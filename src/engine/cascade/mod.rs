@@ -48,6 +48,8 @@ pub struct Cascade {
     /// When the caller's last voiced frame arrived.
     last_voiced_at: Option<Instant>,
     dtmf: DtmfTurn,
+    /// When the caller's current utterance began (by the local detector).
+    speech_started_at: Option<Instant>,
 }
 
 impl Cascade {
@@ -73,6 +75,7 @@ impl Cascade {
             transcript: String::new(),
             last_voiced_at: None,
             dtmf: DtmfTurn::default(),
+            speech_started_at: None,
             ids,
             services,
         }

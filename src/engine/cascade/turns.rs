@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use super::Cascade;
 use super::conversation::{ConvEvent, Outcome};
 use crate::agent::CallerTurn;
-use crate::call::events::{AudioFrame, Role, TurnKind};
+use crate::call::events::{AudioFrame, TurnKind};
 use crate::call::latency::TurnTiming;
 use crate::config::TurnSource;
 use crate::engine::EngineIo;
@@ -28,6 +28,7 @@ impl Cascade {
         let event = self.turn.push(f.voiced, frame_ms, f.at);
         if event == Some(TurnEvent::SpeechStarted) {
             self.utterance.start();
+            self.speech_started_at = Some(f.at);
             self.caller_started_speaking("vad", io);
         }
         self.utterance.push(f.mulaw, f.voiced);
@@ -79,14 +80,17 @@ impl Cascade {
         let kind = match &turn {
             CallerTurn::Speech(text) => {
                 info!(parent: io.span(), transcript = %text, "caller turn");
-                io.transcript(Role::Caller, text, false);
+                io.caller_said(text, self.speech_started_at.take(), speech_end);
                 TurnKind::Speech
             }
             CallerTurn::Dtmf(digits) => {
                 info!(parent: io.span(), digits = %digits, "caller turn (dtmf)");
                 TurnKind::Dtmf
             }
-            CallerTurn::Audio(_) => TurnKind::Audio,
+            CallerTurn::Audio(_) => {
+                io.caller_said("", self.speech_started_at.take(), speech_end);
+                TurnKind::Audio
+            }
         };
         io.turn(kind);
         let timing = TurnTiming::new(speech_end, io.now());
