@@ -47,6 +47,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub stt: SttConfig,
     pub tts: TtsConfig,
+    pub realtime: crate::engine::realtime::config::RealtimeConfig,
     pub limits: LimitsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
@@ -413,6 +414,7 @@ impl Config {
         if self.limits.max_calls == 0 {
             return invalid("limits.max_calls", "must allow at least one call");
         }
+        self.realtime.validate()?;
         if self.public_host_invalid() {
             return invalid(
                 "server.public_host",

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod engine;
 pub mod fakes;
 pub mod logging;
 pub mod metrics;
