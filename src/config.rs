@@ -50,6 +50,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub stt: SttConfig,
     pub tts: TtsConfig,
+    pub realtime: crate::engine::realtime::config::RealtimeConfig,
     pub limits: LimitsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
@@ -404,6 +405,7 @@ impl Config {
             return invalid("limits.max_calls", "must allow at least one call");
         }
         self.validate_profiles()?;
+        self.realtime.validate()?;
         if self.public_host_invalid() {
             return invalid(
                 "server.public_host",

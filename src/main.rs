@@ -12,6 +12,7 @@ use voxbridge::config::{Config, LogConfig, LogFormat};
 use voxbridge::fakes::deepgram::FakeDeepgram;
 use voxbridge::fakes::elevenlabs::FakeElevenLabs;
 use voxbridge::fakes::openai_chat::FakeOpenAiChat;
+use voxbridge::fakes::openai_realtime::FakeOpenAiRealtime;
 use voxbridge::fakes::openai_speech::FakeOpenAiSpeech;
 use voxbridge::server::Server;
 use voxbridge::sim::load::LoadConfig;
@@ -39,8 +40,9 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Run local fakes of Deepgram, OpenAI and ElevenLabs on 127.0.0.1 (for demos and load
-    /// runs without the cloud) and print the environment that points `serve` at them.
+    /// Run local fakes of Deepgram, OpenAI (chat, speech, Realtime) and ElevenLabs on 127.0.0.1
+    /// (for demos and load runs without the cloud) and print the environment that points
+    /// `serve` at them.
     Fakes,
     /// Many simulated Twilio calls at once, at real-time pace; prints a load report.
     Load {
@@ -205,6 +207,8 @@ async fn fakes() -> anyhow::Result<()> {
     let chat = FakeOpenAiChat::start(KEY).await?;
     let elevenlabs = FakeElevenLabs::start(KEY).await?;
     let speech = FakeOpenAiSpeech::start(KEY).await?;
+    // Speaks its default script (greeting, an order-status answer, a goodbye with end_call).
+    let realtime = FakeOpenAiRealtime::start(KEY).await?;
     println!("# Local fakes on 127.0.0.1 (Ctrl-C to stop). Point `voxbridge serve` at them:");
     println!("export DEEPGRAM_API_KEY={KEY} OPENAI_API_KEY={KEY} ELEVENLABS_API_KEY={KEY}");
     println!(
@@ -222,6 +226,10 @@ async fn fakes() -> anyhow::Result<()> {
     println!(
         "# or the OpenAI voice: VOXBRIDGE_TTS_PROVIDER=openai VOXBRIDGE_TTS_OPENAI_BASE_URL={}",
         speech.base_url()
+    );
+    println!(
+        "# or speech-to-speech: VOXBRIDGE_AGENT_KIND=openai_realtime VOXBRIDGE_REALTIME_BASE_URL={}",
+        realtime.url()
     );
     shutdown_signal().await;
     Ok(())

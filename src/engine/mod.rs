@@ -20,6 +20,7 @@ pub mod cascade;
 pub mod dtmf;
 pub mod echo;
 pub mod profiles;
+pub mod realtime;
 pub mod turn;
 
 use std::future::Future;

@@ -10,6 +10,7 @@
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai_chat;
+pub mod openai_realtime;
 pub mod openai_speech;
 
 use std::collections::VecDeque;
