@@ -118,6 +118,8 @@ pub enum CallEvent<'a> {
         provider: &'static str,
         error: &'a str,
     },
+    /// The agent's verdict on the call (`set_outcome`, a flow's outcome state).
+    Outcome(&'a str),
     SttReconnected,
     SttFrameDropped,
     Ended(EndReason),

@@ -17,6 +17,8 @@ use crate::call::live::LiveCalls;
 use crate::config::profiles::{DEFAULT_PROFILE, ResolvedProfile};
 use crate::config::{AgentKind, Config, SttProvider, TtsProvider, TurnSource};
 use crate::engine::profiles::Profiles;
+use crate::engine::realtime::RealtimeSetup;
+use crate::engine::realtime::preconnect::Preconnect;
 use crate::provider::{ProviderError, Secret};
 use crate::stt::SpeechToText;
 use crate::stt::deepgram::Deepgram;
@@ -42,6 +44,8 @@ pub struct AgentServices {
     pub apology_audio: Option<Bytes>,
     /// What ends the caller's turn (`auto` resolved).
     pub turn_source: TurnSource,
+    /// The OpenAI Realtime client and session (the `openai_realtime` engine).
+    pub realtime: Option<RealtimeSetup>,
 }
 
 /// Everything calls share.
@@ -55,6 +59,8 @@ pub struct CallServices {
     pub auth_token: Option<Secret>,
     /// Key of the per-stream tokens (when `security.stream_token` is on).
     pub stream_token_secret: Option<Secret>,
+    /// Realtime sockets opened when the webhook answers (with a realtime profile).
+    pub preconnect: Option<Preconnect>,
 }
 
 impl AgentServices {
@@ -69,6 +75,7 @@ impl AgentServices {
             apology_text: String::new(),
             apology_audio: None,
             turn_source: TurnSource::Vad,
+            realtime: None,
         }
     }
 }
@@ -82,6 +89,7 @@ impl CallServices {
             twilio: None,
             auth_token: None,
             stream_token_secret: None,
+            preconnect: None,
         }
     }
 }
@@ -155,7 +163,15 @@ impl CallServices {
         } else {
             None
         };
+        let preconnect = profiles
+            .iter()
+            .find_map(|p| p.realtime.as_ref())
+            .map(|setup| {
+                let ttl = std::time::Duration::from_millis(config.realtime.preconnect_ttl_ms);
+                Preconnect::new(setup.client.clone(), config.limits.max_calls, ttl)
+            });
         Ok(Self {
+            preconnect,
             profiles: Profiles::new(profiles, config.numbers.clone()),
             live: Arc::new(LiveCalls::default()),
             twilio,
@@ -281,7 +297,14 @@ impl AgentServices {
             (TurnSource::Auto, _) => TurnSource::Stt,
             (source, _) => source,
         };
+        let realtime = if engine == EngineKind::OpenaiRealtime {
+            let key = key("agent.kind = \"openai_realtime\"", "OPENAI_API_KEY")?;
+            Some(RealtimeSetup::new(config, profile, key))
+        } else {
+            None
+        };
         Ok(Self {
+            realtime,
             name: profile.name.clone(),
             engine,
             stt,

@@ -93,6 +93,8 @@ pub struct CallSummary {
     pub stt_frames_dropped: u64,
     /// Live quality alerts raised during the call.
     pub alerts_raised: Vec<Reason>,
+    /// The agent's verdict on the call (`interested`, `callback_requested`, …), if it gave one.
+    pub outcome: Option<String>,
     /// What both sides said, in order (at most [`MAX_TRANSCRIPT_LINES`] lines).
     pub transcript: Vec<TranscriptLine>,
     /// The quality verdict, filled in when the call ends.
@@ -161,6 +163,7 @@ impl CallSummary {
             stt_reconnects: 0,
             stt_frames_dropped: 0,
             alerts_raised: Vec::new(),
+            outcome: None,
             transcript: Vec::new(),
             quality: None,
         }
@@ -225,6 +228,9 @@ impl CallSummary {
             }),
             CallEvent::ProtocolError { reason, .. } => self.count_error(*reason),
             CallEvent::ProviderFailed { .. } => self.provider_failures += 1,
+            CallEvent::Outcome(outcome) => {
+                self.outcome = Some(outcome.chars().take(64).collect());
+            }
             CallEvent::SttReconnected => self.stt_reconnects += 1,
             CallEvent::SttFrameDropped => self.stt_frames_dropped += 1,
             CallEvent::Ended(reason) => self.end_reason = *reason,

@@ -76,11 +76,13 @@ pub trait Engine: Send {
 pub enum CallEngine {
     Echo(echo::EchoEngine),
     Cascade(Box<cascade::Cascade>),
+    Realtime(Box<realtime::RealtimeEngine>),
 }
 
 /// An event from whichever engine the call has.
 pub enum EngineEvent {
     Cascade(cascade::CascadeEvent),
+    Realtime(realtime::RealtimeEvent),
 }
 
 macro_rules! each {
@@ -88,6 +90,7 @@ macro_rules! each {
         match $self {
             CallEngine::Echo($e) => $body,
             CallEngine::Cascade($e) => $body,
+            CallEngine::Realtime($e) => $body,
         }
     };
 }
@@ -113,14 +116,16 @@ impl CallEngine {
         match self {
             CallEngine::Echo(_) => std::future::pending().await,
             CallEngine::Cascade(e) => EngineEvent::Cascade(e.next_event().await),
+            CallEngine::Realtime(e) => EngineEvent::Realtime(e.next_event().await),
         }
     }
 
     pub fn on_event(&mut self, event: EngineEvent, io: &mut EngineIo<'_>) {
         match (self, event) {
             (CallEngine::Cascade(e), EngineEvent::Cascade(ev)) => e.on_event(ev, io),
+            (CallEngine::Realtime(e), EngineEvent::Realtime(ev)) => e.on_event(ev, io),
             // An event always comes from the engine it is handed back to.
-            (CallEngine::Echo(_), EngineEvent::Cascade(_)) => {}
+            _ => {}
         }
     }
 
@@ -146,13 +151,20 @@ pub fn build(
     config: &crate::config::Config,
     services: std::sync::Arc<crate::call::services::AgentServices>,
     ctx: &crate::call::context::CallContext,
+    preconnect: Option<&realtime::preconnect::Preconnect>,
 ) -> CallEngine {
     use crate::call::context::EngineKind;
-    match services.engine {
-        EngineKind::Echo => CallEngine::Echo(echo::EchoEngine::new(config)),
-        // Until the realtime engine lands, such profiles are answered by the cascade.
-        EngineKind::Cascade | EngineKind::OpenaiRealtime => {
-            CallEngine::Cascade(Box::new(cascade::Cascade::new(config, services, ctx)))
+    match (services.engine, services.realtime.clone()) {
+        (EngineKind::Echo, _) => CallEngine::Echo(echo::EchoEngine::new(config)),
+        (EngineKind::OpenaiRealtime, Some(setup)) => {
+            let preconnected = preconnect.and_then(|p| p.take(&ctx.call_sid));
+            CallEngine::Realtime(Box::new(realtime::RealtimeEngine::new(
+                services,
+                setup,
+                ctx,
+                preconnected,
+            )))
         }
+        _ => CallEngine::Cascade(Box::new(cascade::Cascade::new(config, services, ctx))),
     }
 }

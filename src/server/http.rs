@@ -45,6 +45,7 @@ pub async fn voice(
     if let Some(agent) = query.get("agent").filter(|a| !a.is_empty()) {
         parameters.push(("agent", agent));
     }
+    preconnect_realtime(&state, &parameters, call_sid);
     let token = match (
         &state.services.stream_token_secret,
         state.config.security.stream_token,
@@ -63,6 +64,24 @@ pub async fn voice(
     }
     let body = twiml::connect_stream(&url, &parameters);
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// A realtime profile answers this call: open its provider socket now, while Twilio fetches
+/// the TwiML and opens the stream, so the first turn does not pay the connection time.
+fn preconnect_realtime(state: &AppState, parameters: &[(&str, &str)], call_sid: &str) {
+    let Some(preconnect) = &state.services.preconnect else {
+        return;
+    };
+    let params = parameters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let profile = state.services.profiles.choose(&params);
+    if let (Some(setup), false) = (&profile.realtime, call_sid.is_empty())
+        && let Err(e) = preconnect.start(call_sid, setup.spec.clone())
+    {
+        tracing::debug!(call_sid, error = %e, "realtime preconnect not started");
+    }
 }
 
 /// `POST /twilio/status`: Twilio's call and stream status callbacks, logged.

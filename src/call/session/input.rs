@@ -92,7 +92,8 @@ impl CallSession {
         let mut entry = self.services.live.register(&ctx);
         self.control = entry.take_control();
         self.observers.live.attach(entry);
-        let mut engine = engine::build(&self.config, profile, &ctx);
+        let preconnect = self.services.preconnect.as_ref();
+        let mut engine = engine::build(&self.config, profile, &ctx, preconnect);
         let mut io = engine_io!(self, Instant::now());
         engine.start(&mut io);
         self.engine = Some(engine);

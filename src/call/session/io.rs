@@ -189,6 +189,11 @@ impl EngineIo<'_> {
             .emit(CallEvent::ProviderFailed { provider, error });
     }
 
+    /// The agent recorded the call's outcome (e.g. `interested`), for the record.
+    pub fn outcome(&mut self, outcome: &str) {
+        self.observers.emit(CallEvent::Outcome(outcome));
+    }
+
     pub fn stt_reconnected(&mut self) {
         self.observers.emit(CallEvent::SttReconnected);
     }

@@ -95,6 +95,14 @@ impl RealtimeSender {
             .await
     }
 
+    /// Send a control event without waiting; a full queue refuses it.
+    pub fn try_send(&self, event: ClientEvent) -> Result<(), SendError> {
+        self.tx.try_send(event).map_err(|e| match e {
+            TrySendError::Full(_) => SendError::Full,
+            TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }

@@ -3,15 +3,22 @@
 //! WebSocket client with its checked handshake and one task per connection ([`client`]), and
 //! sockets opened as early as the TwiML webhook ([`preconnect`]).
 //!
-//! The engine that drives a call with it (Playout, barge-in, truncation at what was heard,
-//! tools, apology) sits on top; this module knows nothing of Twilio, Playout or the call
-//! session, and never decides what to do about a failure — it classifies it.
+//! The engine that drives a call with it ([`engine`], [`reply`]: barge-in, truncation at what
+//! was heard, tools, apology) sits on top, through [`EngineIo`](crate::engine::EngineIo); the
+//! protocol modules know nothing of Twilio, Playout or the call session, and never decide
+//! what to do about a failure — they classify it.
 
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod engine;
 pub mod preconnect;
+mod reply;
+pub mod setup;
 pub mod wire;
+
+pub use engine::{RealtimeEngine, RealtimeEvent};
+pub use setup::RealtimeSetup;
 
 #[cfg(test)]
 mod tests;

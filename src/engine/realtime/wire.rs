@@ -75,11 +75,14 @@ pub struct SessionSpec {
     /// The agent profile's system prompt.
     pub instructions: String,
     pub tools: Vec<Tool>,
+    /// The agent profile's voice (`realtime.voice` when None).
+    pub voice: Option<String>,
 }
 
 /// The `session.update` event for `cfg.api`: μ-law both ways, the configured turn detection,
 /// voice, instructions, tools and (when configured) input transcription.
 pub fn session_update(cfg: &RealtimeConfig, spec: &SessionSpec) -> String {
+    let voice = spec.voice.as_deref().unwrap_or(&cfg.voice);
     let mut turn = match cfg.turn_detection {
         TurnDetection::ServerVad => json!({"type": "server_vad",
             "threshold": cfg.vad_threshold, "prefix_padding_ms": cfg.prefix_padding_ms,
@@ -101,12 +104,12 @@ pub fn session_update(cfg: &RealtimeConfig, spec: &SessionSpec) -> String {
             json!({"type": "realtime", "model": cfg.model, "output_modalities": ["audio"],
                 "instructions": spec.instructions,
                 "audio": {"input": input,
-                    "output": {"format": {"type": "audio/pcmu"}, "voice": cfg.voice}},
+                    "output": {"format": {"type": "audio/pcmu"}, "voice": voice}},
                 "tools": tools, "tool_choice": "auto"})
         }
         ApiShape::Beta => {
             let mut s = json!({"modalities": ["text", "audio"],
-                "instructions": spec.instructions, "voice": cfg.voice,
+                "instructions": spec.instructions, "voice": voice,
                 "input_audio_format": "g711_ulaw", "output_audio_format": "g711_ulaw",
                 "turn_detection": turn, "tools": tools, "tool_choice": "auto"});
             if let Some(t) = transcription {

@@ -39,6 +39,7 @@ fn spec() -> SessionSpec {
     SessionSpec {
         instructions: "You are a friendly phone agent.".into(),
         tools: Tool::ALL.to_vec(),
+        voice: None,
     }
 }
 

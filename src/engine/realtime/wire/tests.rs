@@ -14,6 +14,7 @@ fn spec() -> SessionSpec {
     SessionSpec {
         instructions: "You are a phone agent.".into(),
         tools: Tool::ALL.to_vec(),
+        voice: None,
     }
 }
 
