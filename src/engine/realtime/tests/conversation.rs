@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::handshake::wait_ended;
 use super::*;
+use crate::engine::realtime::wire::Role;
 use crate::engine::realtime::wire::server::{ItemKind, ResponseStatus};
 use crate::fakes::openai_realtime::{Ended, RealtimeFault, Script, Turn};
 
@@ -258,6 +259,42 @@ async fn session_expiry_is_an_error_event_then_close_1001() {
         closed.error
     );
     assert!(conn.events.recv().await.is_none());
+
+    // A new session carries the transcript so far, then goes on talking.
+    let mut conn = connect(&fake).await;
+    for (role, text) in [
+        (Role::User, "When do you open?"),
+        (Role::Assistant, "At nine."),
+    ] {
+        let text = text.to_string();
+        conn.tx
+            .send(ClientEvent::Message { role, text })
+            .await
+            .unwrap();
+    }
+    conn.tx.create_response(None).await.unwrap();
+    let (_, done) = until(&mut conn, is_done).await;
+    assert!(matches!(
+        done,
+        ServerEvent::ResponseDone {
+            status: ResponseStatus::Completed,
+            ..
+        }
+    ));
+    let carried: Vec<(String, String)> = fake
+        .observed
+        .messages
+        .snapshot()
+        .into_iter()
+        .map(|m| (m.role, m.text))
+        .collect();
+    assert_eq!(
+        carried,
+        [
+            ("user".to_string(), "When do you open?".to_string()),
+            ("assistant".to_string(), "At nine.".to_string())
+        ]
+    );
 }
 
 #[tokio::test]
