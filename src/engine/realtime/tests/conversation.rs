@@ -336,3 +336,30 @@ async fn a_rate_limit_fails_the_response_and_is_classified() {
     assert_eq!(done.failure().map(|e| e.kind()), Some("rate_limited"));
     assert!(audio_of(&events).is_empty());
 }
+
+#[tokio::test]
+async fn without_interrupt_response_the_reply_plays_on_through_caller_speech() {
+    let fake = fake(1.0).await;
+    let mut c = cfg(&fake);
+    c.interrupt_response = false;
+    let mut conn = client(&c).connect(&spec(), &ids()).await.unwrap();
+    let (_, session) = &fake.observed.session_updates.snapshot()[0];
+    let turn = &session["audio"]["input"]["turn_detection"];
+    assert_eq!(turn["interrupt_response"], false);
+    conn.tx.create_response(None).await.unwrap();
+    let (_, _) = until(&mut conn, |e| matches!(e, ServerEvent::AudioDelta { .. })).await;
+    send_audio(&conn, &speech("hello hello", 0)).await;
+    let (events, done) = until(&mut conn, is_done).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::SpeechStarted { .. }))
+    );
+    assert!(matches!(
+        done,
+        ServerEvent::ResponseDone {
+            status: ResponseStatus::Completed,
+            ..
+        }
+    ));
+}
