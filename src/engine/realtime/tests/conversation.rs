@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::handshake::wait_ended;
 use super::*;
+use crate::engine::realtime::wire::Role;
 use crate::engine::realtime::wire::server::{ItemKind, ResponseStatus};
 use crate::fakes::openai_realtime::{Ended, RealtimeFault, Script, Turn};
 
@@ -258,6 +259,42 @@ async fn session_expiry_is_an_error_event_then_close_1001() {
         closed.error
     );
     assert!(conn.events.recv().await.is_none());
+
+    // A new session carries the transcript so far, then goes on talking.
+    let mut conn = connect(&fake).await;
+    for (role, text) in [
+        (Role::User, "When do you open?"),
+        (Role::Assistant, "At nine."),
+    ] {
+        let text = text.to_string();
+        conn.tx
+            .send(ClientEvent::Message { role, text })
+            .await
+            .unwrap();
+    }
+    conn.tx.create_response(None).await.unwrap();
+    let (_, done) = until(&mut conn, is_done).await;
+    assert!(matches!(
+        done,
+        ServerEvent::ResponseDone {
+            status: ResponseStatus::Completed,
+            ..
+        }
+    ));
+    let carried: Vec<(String, String)> = fake
+        .observed
+        .messages
+        .snapshot()
+        .into_iter()
+        .map(|m| (m.role, m.text))
+        .collect();
+    assert_eq!(
+        carried,
+        [
+            ("user".to_string(), "When do you open?".to_string()),
+            ("assistant".to_string(), "At nine.".to_string())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -298,4 +335,31 @@ async fn a_rate_limit_fails_the_response_and_is_classified() {
     assert_eq!(tokens.map(|l| l.remaining), Some(0.0));
     assert_eq!(done.failure().map(|e| e.kind()), Some("rate_limited"));
     assert!(audio_of(&events).is_empty());
+}
+
+#[tokio::test]
+async fn without_interrupt_response_the_reply_plays_on_through_caller_speech() {
+    let fake = fake(1.0).await;
+    let mut c = cfg(&fake);
+    c.interrupt_response = false;
+    let mut conn = client(&c).connect(&spec(), &ids()).await.unwrap();
+    let (_, session) = &fake.observed.session_updates.snapshot()[0];
+    let turn = &session["audio"]["input"]["turn_detection"];
+    assert_eq!(turn["interrupt_response"], false);
+    conn.tx.create_response(None).await.unwrap();
+    let (_, _) = until(&mut conn, |e| matches!(e, ServerEvent::AudioDelta { .. })).await;
+    send_audio(&conn, &speech("hello hello", 0)).await;
+    let (events, done) = until(&mut conn, is_done).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::SpeechStarted { .. }))
+    );
+    assert!(matches!(
+        done,
+        ServerEvent::ResponseDone {
+            status: ResponseStatus::Completed,
+            ..
+        }
+    ));
 }
