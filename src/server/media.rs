@@ -179,20 +179,21 @@ async fn write_loop(
                 }
                 frames_sent.increment(1);
             }
-            Outgoing::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                return;
-            }
+            Outgoing::Close(code, reason) => return close(sink, code, reason).await,
         }
     }
     // The session ended normally (stop, or the peer closed): close with 1000.
+    close(sink, 1000, "stream ended").await;
+}
+
+/// Send our close frame — or, when the peer closed first, the reply to theirs, which the
+/// WebSocket layer queued when it read it — and flush it out.
+async fn close(mut sink: SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
     let frame = CloseFrame {
-        code: 1000,
-        reason: "stream ended".into(),
+        code,
+        reason: reason.into(),
     };
+    // Refused once the peer's close has been read: the queued reply goes out with the flush.
     let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = sink.close().await;
 }

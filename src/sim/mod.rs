@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use impair::Impairments;
@@ -300,7 +301,11 @@ impl Runner {
             let c = &self.call;
             let stop = msg::stop_json(self.seq + 1, &c.account_sid, &c.stream_sid, &c.call_sid);
             let _ = sink.send(Message::text(stop)).await;
-            let _ = sink.send(Message::Close(None)).await;
+            let normal = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            };
+            let _ = sink.send(Message::Close(Some(normal))).await;
             // Collect the server's last words (its close frame), briefly.
             let tail = async {
                 while let Some(Ok(m)) = stream.next().await {
