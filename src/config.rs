@@ -386,7 +386,10 @@ impl Config {
             );
         }
         if self.tts.timeout_ms == 0 {
-            return invalid("tts.timeout_ms", "must be at least 1 (every reply would time out)");
+            return invalid(
+                "tts.timeout_ms",
+                "must be at least 1 (every reply would time out)",
+            );
         }
         if self.stt.connect_timeout_ms == 0 {
             return invalid(

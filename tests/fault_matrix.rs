@@ -86,7 +86,10 @@ async fn every_fault_still_answers_both_turns_and_is_counted_once() {
             Provider::Tts => s.elevenlabs.faults.push(case.fault.clone()),
         }
         let before = provider_errors(&s.server).await;
-        let call = call_saying(s.server.media_url(), &["question-8k.wav", "question-8k.wav"]);
+        let call = call_saying(
+            s.server.media_url(),
+            &["question-8k.wav", "question-8k.wav"],
+        );
         let (report, summary) = run(&s.server, call).await;
         // Let any straggling provider task finish counting.
         tokio::time::sleep(Duration::from_millis(300)).await;

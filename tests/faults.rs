@@ -65,8 +65,15 @@ async fn a_reply_that_is_only_a_tool_call_acts_at_once_and_stays_in_the_history(
     );
     let updates = s.twilio.snapshot();
     assert_eq!(updates.len(), 2, "{updates:?}");
-    assert!(updates.iter().all(|(sid, _)| *sid == summary.call_sid.clone().unwrap()));
-    assert!(updates[0].1["Twiml"].contains("+15550100200"), "{updates:?}");
+    assert!(
+        updates
+            .iter()
+            .all(|(sid, _)| *sid == summary.call_sid.clone().unwrap())
+    );
+    assert!(
+        updates[0].1["Twiml"].contains("+15550100200"),
+        "{updates:?}"
+    );
     assert_eq!(updates[1].1["Status"], "completed");
     let heard = heard_after_each_turn(&report);
     assert!(heard[0] >= 500, "{heard:?}");
@@ -78,7 +85,15 @@ async fn a_reply_that_is_only_a_tool_call_acts_at_once_and_stays_in_the_history(
     let roles: Vec<&str> = m.iter().map(|m| m["role"].as_str().unwrap_or("")).collect();
     assert_eq!(
         roles,
-        ["system", "user", "assistant", "user", "assistant", "tool", "user"]
+        [
+            "system",
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "tool",
+            "user"
+        ]
     );
     assert_eq!(m[4]["content"], serde_json::Value::Null);
     assert_eq!(m[4]["tool_calls"][0]["function"]["name"], "transfer_call");
@@ -126,7 +141,11 @@ async fn an_llm_stream_broken_mid_reply_still_ends_in_a_complete_sentence() {
 
     let said = spoken(&s);
     assert_eq!(said.len(), 3, "{said:?}");
-    assert_eq!(said[0].trim(), "You said: hello there.", "resumed, not repeated");
+    assert_eq!(
+        said[0].trim(),
+        "You said: hello there.",
+        "resumed, not repeated"
+    );
     assert!(said[1].starts_with("Let me check."), "{said:?}");
     assert!(said[1].trim().ends_with(APOLOGY), "{said:?}");
     assert!(!said[1].contains("Something else"), "{said:?}");
@@ -164,7 +183,10 @@ async fn turns_spoken_while_the_stt_is_refused_are_answered() {
     assert!(s.chat.requests.is_empty(), "no words, no LLM request");
     // Refusals are retried with backoff, not hammered.
     let attempts = s.deepgram.observed.len();
-    assert!((3..=12).contains(&attempts), "{attempts} connection attempts");
+    assert!(
+        (3..=12).contains(&attempts),
+        "{attempts} connection attempts"
+    );
     assert!(summary.provider_failures >= 3);
     assert!(summary.provider_failures as usize <= attempts);
 }
@@ -200,7 +222,9 @@ async fn a_flapping_stt_backs_off_replays_little_and_gives_way_to_the_local_dete
         s.deepgram.faults.push(Fault::DisconnectAfter(50)); // 1 s of audio each
     }
     for _ in 0..4 {
-        s.deepgram.transcripts.push("I would like to check my order");
+        s.deepgram
+            .transcripts
+            .push("I would like to check my order");
     }
     let (report, summary) = run(&s.server, two_turns(s.server.media_url())).await;
     println!("{report}");
@@ -221,7 +245,11 @@ async fn a_flapping_stt_backs_off_replays_little_and_gives_way_to_the_local_dete
     let dropped = conns.iter().filter(|c| c.ended == Ended::Dropped).count() as u64;
     assert_eq!(summary.provider_failures, dropped, "each drop counted once");
     assert_eq!(summary.turns, 2);
-    let second = report.response_latencies_ms.get(1).copied().unwrap_or(u64::MAX);
+    let second = report
+        .response_latencies_ms
+        .get(1)
+        .copied()
+        .unwrap_or(u64::MAX);
     assert!(second < 2500, "second-turn latency {second} ms");
 }
 
@@ -252,8 +280,15 @@ async fn call_end_closes_the_stt_gracefully_and_keeps_the_last_words() {
         .filter(|l| l.role == Role::Caller)
         .map(|l| l.text.as_str())
         .collect();
-    assert_eq!(caller, ["Hello there", "When will it arrive"], "{summary:?}");
-    assert_eq!(summary.turns, 1, "the last words end no turn: the call is over");
+    assert_eq!(
+        caller,
+        ["Hello there", "When will it arrive"],
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.turns, 1,
+        "the last words end no turn: the call is over"
+    );
 }
 
 /// Defect 6: when the TTS fails, the history holds what the caller heard — the apology, or
@@ -291,7 +326,10 @@ async fn after_a_tts_failure_the_history_holds_what_was_played() {
         .strip_suffix(APOLOGY)
         .unwrap_or_else(|| panic!("{played:?}"))
         .trim();
-    assert!(!prefix.is_empty() && second.starts_with(prefix), "{played:?}");
+    assert!(
+        !prefix.is_empty() && second.starts_with(prefix),
+        "{played:?}"
+    );
     assert!(prefix.len() < second.len() / 2, "{played:?}");
     assert_eq!(summary.provider_failures, 2, "{summary:?}");
 }
@@ -357,7 +395,9 @@ async fn speech_the_stt_hears_as_nothing_gets_a_reprompt() {
 #[tokio::test]
 async fn an_stt_that_stops_answering_is_replaced() {
     let s = stack(|_| {}).await;
-    s.deepgram.faults.push(Fault::Stall(Duration::from_secs(30)));
+    s.deepgram
+        .faults
+        .push(Fault::Stall(Duration::from_secs(30)));
     for _ in 0..3 {
         s.deepgram.transcripts.push("When will it arrive");
     }
@@ -439,7 +479,12 @@ async fn voxbridge_fakes_keeps_recognising_turn_after_turn() {
         .await
         .expect("server");
     // Two calls at once, four turns each: more turns than the cycle has phrases.
-    let turns = ["hello-8k.wav", "question-8k.wav", "hello-8k.wav", "question-8k.wav"];
+    let turns = [
+        "hello-8k.wav",
+        "question-8k.wav",
+        "hello-8k.wav",
+        "question-8k.wav",
+    ];
     let calls = (0..2).map(|_| run(&server, call_saying(server.media_url(), &turns)));
     let results = futures_util::future::join_all(calls).await;
     let _ = child.kill();
@@ -454,7 +499,10 @@ async fn voxbridge_fakes_keeps_recognising_turn_after_turn() {
             .collect();
         assert_eq!(caller.len(), 4, "{caller:?}");
         assert!(caller.iter().all(|t| !t.is_empty()));
-        assert_eq!(caller[3], caller[0], "the cycle wraps per connection: {caller:?}");
+        assert_eq!(
+            caller[3], caller[0],
+            "the cycle wraps per connection: {caller:?}"
+        );
         assert_eq!(summary.turns_unrecognised, 0);
     }
 }
@@ -472,7 +520,9 @@ async fn every_call_ends_with_a_close_handshake() {
     let reports = futures_util::future::join_all(calls).await;
     let bad: Vec<String> = reports
         .iter()
-        .filter(|r| r.closed_by_server.as_ref().map(|c| c.0) != Some(1000) || r.socket_error.is_some())
+        .filter(|r| {
+            r.closed_by_server.as_ref().map(|c| c.0) != Some(1000) || r.socket_error.is_some()
+        })
         .map(|r| format!("{:?} {:?}", r.closed_by_server, r.socket_error))
         .collect();
     assert!(bad.is_empty(), "{} of 30 calls: {bad:?}", bad.len());

@@ -30,6 +30,7 @@
 //!
 //! Must not: log API keys or conversation text, touch TTS or playout, or block the session.
 
+mod history;
 mod turn;
 mod wire;
 

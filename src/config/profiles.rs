@@ -183,16 +183,25 @@ fn check_openai(a: &AgentConfig) -> Result<(), (&'static str, &'static str)> {
         (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len()
     };
     if a.model.trim().is_empty() {
-        return Err(("model", "must name a model (every request would be refused)"));
+        return Err((
+            "model",
+            "must name a model (every request would be refused)",
+        ));
     }
     if a.model != a.model.trim() {
-        return Err(("model", "must not start or end with spaces (no server knows such a model)"));
+        return Err((
+            "model",
+            "must not start or end with spaces (no server knows such a model)",
+        ));
     }
     if !is_url(&a.base_url) {
         return Err(("base_url", "must be the server's http(s) URL (…/v1)"));
     }
     if a.timeout_ms == 0 {
-        return Err(("timeout_ms", "must be at least 1 (every request would time out)"));
+        return Err((
+            "timeout_ms",
+            "must be at least 1 (every request would time out)",
+        ));
     }
     if !a.fallback_base_url.is_empty() && !is_url(&a.fallback_base_url) {
         return Err((

@@ -271,7 +271,8 @@ impl Task {
                     };
                     match msg {
                         Message::Text(text) => {
-                            if !self.on_text(&text, base).await {
+                            let listening = self.on_text(&text, base).await;
+                            if !listening {
                                 let _ = timeout(Duration::from_millis(100), sink.send(Message::Close(None))).await;
                                 return Outcome::Finished;
                             }

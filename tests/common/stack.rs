@@ -68,7 +68,10 @@ pub async fn stack(tweak: impl FnOnce(&mut Config)) -> Stack {
         .expect("fake elevenlabs");
     let twilio = Observed::default();
     let router = axum::Router::new()
-        .route("/2010-04-01/Accounts/{account}/Calls/{call}", post(twilio_update))
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{call}",
+            post(twilio_update),
+        )
         .with_state(twilio.clone());
     let twilio_server = FakeServer::start(router, 0).await.expect("fake twilio");
     let mut config = Config::from_toml_str("[server]\nlisten = \"127.0.0.1:0\"").expect("config");

@@ -213,7 +213,10 @@ async fn tool_calls_become_actions_and_stay_in_the_history_with_their_results() 
     assert_eq!(messages[2]["tool_calls"][0]["function"]["name"], "end_call");
     assert_eq!(messages[2]["tool_calls"][0]["type"], "function");
     assert_eq!(messages[3]["role"], "tool");
-    assert_eq!(messages[3]["tool_call_id"].as_str(), Some(call_id(&messages[2]).as_str()));
+    assert_eq!(
+        messages[3]["tool_call_id"].as_str(),
+        Some(call_id(&messages[2]).as_str())
+    );
     assert_eq!(messages[4], msg("user", "a human please"));
     assert_eq!(messages[5]["content"], Value::Null);
     let transfer_call = &messages[5]["tool_calls"][0]["function"];
@@ -305,7 +308,12 @@ async fn a_stream_broken_mid_reply_is_resumed_without_repeating_what_was_said() 
     assert_eq!(warnings, ["server_error"]);
     assert_eq!(
         rest,
-        vec![text("Five."), text("Six."), text("Seven."), AgentEvent::Done]
+        vec![
+            text("Five."),
+            text("Six."),
+            text("Seven."),
+            AgentEvent::Done
+        ]
     );
 }
 
@@ -318,7 +326,11 @@ async fn a_resumed_stream_that_says_something_else_fails_the_turn_once() {
     let mut s = session(&agent_with(cfg(&fake.url(), "", 3000), Some(&fallback)));
     let (warnings, rest) = split(say(&mut s, "count").await);
     // The resume got the default reply ("You said: count."): it cannot go on.
-    assert_eq!(warnings, ["disconnected"], "the divergence is no provider fault");
+    assert_eq!(
+        warnings,
+        ["disconnected"],
+        "the divergence is no provider fault"
+    );
     assert_eq!(&rest[..3], &[text("One."), text("Two."), text("Three.")]);
     assert_eq!(kind(rest.get(3)), "disconnected");
     assert_eq!(rest.len(), 4);

@@ -167,11 +167,7 @@ impl Turn {
 
     /// One request: send, check the status, stream the reply to the session. Returns the
     /// response (after `Done`) so the caller can finish reading it.
-    async fn attempt(
-        &self,
-        server: &Endpoint,
-        said: &mut Said,
-    ) -> Result<reqwest::Response, Stop> {
+    async fn attempt(&self, server: &Endpoint, said: &mut Said) -> Result<reqwest::Response, Stop> {
         let deadline = Instant::now() + self.inner.timeout;
         let timed_out =
             || ProviderError::Timeout(format!("no reply within {:?}", self.inner.timeout));

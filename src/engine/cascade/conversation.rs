@@ -31,8 +31,8 @@ use crate::call::playout::Cleared;
 use crate::engine::EngineIo;
 use crate::tts::{TextToSpeech, TtsEvent};
 
-pub use reply::heard_prefix;
 use reply::Generation;
+pub use reply::heard_prefix;
 
 /// Text pieces waiting for the TTS task (a reply is a handful of sentences).
 const TEXT_QUEUE: usize = 32;
@@ -123,7 +123,13 @@ impl Conversation {
             return;
         }
         let rx = fixed(text);
-        self.begin(rx, CancellationToken::new(), io, TurnTiming::new(None, now), false);
+        self.begin(
+            rx,
+            CancellationToken::new(),
+            io,
+            TurnTiming::new(None, now),
+            false,
+        );
     }
 
     /// Say a fixed text of the engine's own (a reprompt, the apology when speech-to-text is
@@ -209,7 +215,11 @@ impl Conversation {
 
     /// Timing of the generation whose first frame just went out.
     pub fn timing_mut(&mut self, playout_id: u64) -> Option<&mut TurnTiming> {
-        if let Some(g) = self.current.as_mut().filter(|g| g.playout_id() == playout_id) {
+        if let Some(g) = self
+            .current
+            .as_mut()
+            .filter(|g| g.playout_id() == playout_id)
+        {
             return Some(g.timing_mut());
         }
         self.sent

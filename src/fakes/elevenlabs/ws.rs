@@ -220,7 +220,13 @@ impl Session {
     }
 
     /// ElevenLabs' error message, then a close with `code`.
-    async fn fail(&mut self, socket: &mut WebSocket, error: &'static str, message: &str, code: u16) {
+    async fn fail(
+        &mut self,
+        socket: &mut WebSocket,
+        error: &'static str,
+        message: &str,
+        code: u16,
+    ) {
         self.rec.error = Some(error.to_owned());
         let json = serde_json::json!({"message": message, "error": error, "code": code});
         let _ = self.send(socket, json.to_string()).await;

@@ -115,7 +115,9 @@ mod tests {
         }
         assert_eq!(last_full, CAP);
         // Two calls' delays differ (jitter), most of the time.
-        let a: Vec<_> = (0..5).map(|_| Backoff::new(9, 1).failed(None, t0)).collect();
+        let a: Vec<_> = (0..5)
+            .map(|_| Backoff::new(9, 1).failed(None, t0))
+            .collect();
         let mut other = Backoff::new(9, 2);
         let b2: Vec<_> = (0..5).map(|_| other.failed(None, t0)).collect();
         assert_ne!(a, b2);

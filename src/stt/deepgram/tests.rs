@@ -415,7 +415,12 @@ async fn a_reconnect_does_not_replay_audio_the_engine_settled() {
     let first = send(&stt.audio, frames(PHRASE, 0)[..90].to_vec(), Duration::ZERO).await;
     sleep(Duration::from_millis(200)).await;
     stt.settled.settle(first as u64);
-    let second = send(&stt.audio, frames("hello there", 400), Duration::from_millis(2)).await;
+    let second = send(
+        &stt.audio,
+        frames("hello there", 400),
+        Duration::from_millis(2),
+    )
+    .await;
     until(&mut stt.events, |e| *e == SttEvent::Reconnected).await;
     drop(stt.audio);
     until(&mut stt.events, |_| false).await;

@@ -139,7 +139,10 @@ async fn no_secondary_and_no_apology_passes_the_failure_on() {
     let primary = Scripted::new("a", Some(0));
     let tts = FallbackTts::new(primary, None, None);
     let spoken = speak_all(&tts, &PIECES).await;
-    assert!(matches!(spoken.end, Some(TtsEvent::Failed(_))), "{spoken:?}");
+    assert!(
+        matches!(spoken.end, Some(TtsEvent::Failed(_))),
+        "{spoken:?}"
+    );
     assert_eq!(spoken.warnings, [("a", "server_error")]);
 }
 
