@@ -521,9 +521,16 @@ async fn every_call_ends_with_a_close_handshake() {
     let bad: Vec<String> = reports
         .iter()
         .filter(|r| {
-            r.closed_by_server.as_ref().map(|c| c.0) != Some(1000) || r.socket_error.is_some()
+            r.close_reply.as_ref().map(|c| c.0) != Some(1000)
+                || r.closed_by_server.is_some()
+                || r.socket_error.is_some()
         })
-        .map(|r| format!("{:?} {:?}", r.closed_by_server, r.socket_error))
+        .map(|r| {
+            format!(
+                "{:?} {:?} {:?}",
+                r.close_reply, r.closed_by_server, r.socket_error
+            )
+        })
         .collect();
     assert!(bad.is_empty(), "{} of 30 calls: {bad:?}", bad.len());
 }

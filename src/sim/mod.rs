@@ -315,6 +315,8 @@ impl Runner {
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), tail).await;
+            // A close now answers ours: the handshake completed, the server closed nothing.
+            self.report.close_reply = self.report.closed_by_server.take();
         }
         self.report.duration = started.elapsed();
         self.report.sent_jitter_ms = self.sent_jitter.mean();
