@@ -130,6 +130,8 @@ pub struct AgentConfig {
     pub fallback_model: String,
     pub flow_file: String,
     pub apology: String,
+    /// Said when the caller spoke but no words were recognised.
+    pub reprompt: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -382,6 +384,18 @@ impl Config {
             return invalid(
                 "tts.fallback",
                 "must be elevenlabs_ws, elevenlabs_http, openai, espeak or empty",
+            );
+        }
+        if self.tts.timeout_ms == 0 {
+            return invalid(
+                "tts.timeout_ms",
+                "must be at least 1 (every reply would time out)",
+            );
+        }
+        if self.stt.connect_timeout_ms == 0 {
+            return invalid(
+                "stt.connect_timeout_ms",
+                "must be at least 1 (every connection would time out)",
             );
         }
         if self.stt.utterance_end_ms < 1000 {

@@ -194,16 +194,12 @@ async fn fakes() -> anyhow::Result<()> {
     });
     const KEY: &str = "fake-key";
     let deepgram = FakeDeepgram::start(KEY).await?;
-    // The fake recogniser returns these in turn, one per caller utterance.
-    for _ in 0..1000 {
-        for phrase in [
-            "I would like to check the status of my order",
-            "When will it arrive?",
-            "Thank you, goodbye.",
-        ] {
-            deepgram.transcripts.push(phrase);
-        }
-    }
+    // Every connection cycles through these, one per caller utterance, for as long as it lasts.
+    deepgram.transcripts.cycle([
+        "I would like to check the status of my order",
+        "When will it arrive?",
+        "Can I change the delivery address?",
+    ]);
     let chat = FakeOpenAiChat::start(KEY).await?;
     let elevenlabs = FakeElevenLabs::start(KEY).await?;
     let speech = FakeOpenAiSpeech::start(KEY).await?;

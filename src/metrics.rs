@@ -46,6 +46,7 @@ pub const PROVIDER_ERRORS: &str = "voxbridge_provider_errors_total";
 pub const TTS_FALLBACKS: &str = "voxbridge_tts_fallbacks_total";
 pub const REQUESTS_REFUSED: &str = "voxbridge_requests_refused_total";
 pub const CALL_PANICS: &str = "voxbridge_call_panics_total";
+pub const TURNS_UNRECOGNISED: &str = "voxbridge_turns_unrecognised_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +201,11 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Call tasks that panicked (that call closed with 1011; others unaffected).",
     ),
+    (
+        TURNS_UNRECOGNISED,
+        Kind::Counter,
+        "Caller turns with speech but no recognised words (answered with a reprompt, or the apology while speech-to-text was down).",
+    ),
 ];
 
 /// Buckets for response latency: end-of-turn silence dominates, so resolve 0.5–1.5 s finely.
@@ -277,6 +283,7 @@ pub struct Metrics {
     pub responses_abandoned: Counter,
     pub dtmf: Counter,
     pub outbound_backpressure: Counter,
+    pub turns_unrecognised: Counter,
     protocol_errors: [Counter; ErrorReason::ALL.len()],
 }
 
@@ -295,6 +302,7 @@ impl Metrics {
             responses_abandoned: counter!(RESPONSES, "outcome" => "abandoned"),
             dtmf: counter!(DTMF),
             outbound_backpressure: counter!(OUTBOUND_BACKPRESSURE),
+            turns_unrecognised: counter!(TURNS_UNRECOGNISED),
             protocol_errors: ErrorReason::ALL
                 .map(|reason| counter!(PROTOCOL_ERRORS, "reason" => reason.as_str())),
         }

@@ -375,14 +375,14 @@ fn check(frames: &[Frame], run: &Run) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The close frame the session asks for when it ends for `end` (None: it sends none).
+/// The close frame the session asks for when it ends for `end` (it always closes the socket
+/// before letting the engine's providers wind down).
 fn close_code(end: EndReason) -> Option<u16> {
     match end {
         EndReason::MessageTooLarge => Some(1009),
         EndReason::ServerShutdown => Some(1001),
         EndReason::TokenRejected => Some(1008),
-        EndReason::AgentHangup | EndReason::IdleTimeout | EndReason::MaxDuration => Some(1000),
-        _ => None,
+        _ => Some(1000),
     }
 }
 

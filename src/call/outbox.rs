@@ -35,6 +35,8 @@ pub struct Outbox {
     pending: VecDeque<(CallOutput, Option<Instant>)>,
     stalled: bool,
     writer_gone: bool,
+    /// A close was asked for (the first one counts; the writer stops at it).
+    closing: bool,
 }
 
 /// What a flush did, for the session's counters.
@@ -52,6 +54,7 @@ impl Outbox {
             pending: VecDeque::new(),
             stalled: false,
             writer_gone: false,
+            closing: false,
         }
     }
 
@@ -128,9 +131,12 @@ impl Outbox {
         }
     }
 
-    /// Ask the writer to close the socket (best effort: if its queue is full it is stuck anyway,
-    /// and dropping the sender closes the socket when the writer drains).
+    /// Ask the writer to close the socket, once (later requests are ignored). Best effort: if
+    /// its queue is full it is stuck anyway, and dropping the sender closes the socket when the
+    /// writer drains.
     pub fn close(&mut self, code: u16, reason: &'static str) {
-        let _ = self.tx.try_send(Outgoing::Close(code, reason));
+        if !std::mem::replace(&mut self.closing, true) {
+            let _ = self.tx.try_send(Outgoing::Close(code, reason));
+        }
     }
 }

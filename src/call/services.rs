@@ -38,8 +38,10 @@ pub struct AgentServices {
     pub stt: Option<Arc<dyn SpeechToText>>,
     pub agent: Arc<dyn Agent>,
     pub tts: Option<Arc<dyn TextToSpeech>>,
-    /// Said through the TTS when the agent fails before saying anything.
+    /// Said through the TTS when the agent fails, and when speech-to-text is down.
     pub apology_text: String,
+    /// Said when the caller spoke but no words were recognised.
+    pub reprompt_text: String,
     /// Played when every TTS fails too (pre-rendered at start-up), if available.
     pub apology_audio: Option<Bytes>,
     /// What ends the caller's turn (`auto` resolved).
@@ -73,6 +75,7 @@ impl AgentServices {
             agent: Arc::new(EchoAgent::default()),
             tts: None,
             apology_text: String::new(),
+            reprompt_text: String::new(),
             apology_audio: None,
             turn_source: TurnSource::Vad,
             realtime: None,
@@ -311,6 +314,7 @@ impl AgentServices {
             agent,
             tts,
             apology_text: agent_cfg.apology.clone(),
+            reprompt_text: agent_cfg.reprompt.clone(),
             apology_audio,
             turn_source,
         })

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::call::events::{CallEvent, Role};
+use crate::call::events::{CallEvent, Role, TurnKind};
 use crate::call::latency::TurnLatency;
 use crate::quality::notify::rfc3339;
 use crate::quality::report::{QualityReport, Reason};
@@ -73,6 +73,8 @@ pub struct CallSummary {
     pub media_frames_received: u64,
     pub media_frames_sent: u64,
     pub turns: u64,
+    /// Turns with speech but no recognised words (answered with a reprompt or the apology).
+    pub turns_unrecognised: u64,
     pub responses_played: u64,
     pub responses_interrupted: u64,
     pub barge_ins: u64,
@@ -149,6 +151,7 @@ impl CallSummary {
             media_frames_received: 0,
             media_frames_sent: 0,
             turns: 0,
+            turns_unrecognised: 0,
             responses_played: 0,
             responses_interrupted: 0,
             barge_ins: 0,
@@ -193,7 +196,12 @@ impl CallSummary {
                 self.barge_ins += 1;
                 self.responses_interrupted += cleared.ids.len() as u64;
             }
-            CallEvent::Turn(_) => self.turns += 1,
+            CallEvent::Turn(kind) => {
+                self.turns += 1;
+                if *kind == TurnKind::Unrecognised {
+                    self.turns_unrecognised += 1;
+                }
+            }
             CallEvent::Transcript {
                 role,
                 text,

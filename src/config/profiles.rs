@@ -28,6 +28,7 @@ pub struct AgentProfile {
     pub timeout_ms: Option<u64>,
     pub flow_file: Option<String>,
     pub apology: Option<String>,
+    pub reprompt: Option<String>,
     /// Override `stt.provider` / `tts.provider` for this profile.
     pub stt_provider: Option<SttProvider>,
     pub tts_provider: Option<TtsProvider>,
@@ -80,6 +81,7 @@ impl Config {
         set(&mut a.timeout_ms, p.timeout_ms);
         set(&mut a.flow_file, p.flow_file.clone());
         set(&mut a.apology, p.apology.clone());
+        set(&mut a.reprompt, p.reprompt.clone());
         set(&mut r.stt.provider, p.stt_provider);
         set(&mut r.tts.provider, p.tts_provider);
         r.voice = p.voice.clone();
@@ -134,15 +136,19 @@ fn check_profile(prefix: &str, p: &ResolvedProfile, source: TurnSource) -> Resul
     if kind == AgentKind::OpenaiRealtime {
         return Ok(()); // speech to speech: no STT, agent or TTS involved
     }
-    if kind == AgentKind::Openai && p.agent.model.trim().is_empty() {
+    if stt != SttProvider::None && p.agent.reprompt.trim().is_empty() {
         return invalid(
-            "model",
-            "must name a model (every request would be refused)",
+            "reprompt",
+            "must not be empty: it is what the caller hears when no words were recognised",
         );
     }
-    if kind == AgentKind::Openai && p.agent.base_url.trim().is_empty() {
-        return invalid("base_url", "must be the server's URL (…/v1)");
+    if kind == AgentKind::Openai {
+        check_openai(&p.agent).map_err(|(key, message)| ConfigError::Invalid {
+            key: format!("{prefix}.{key}"),
+            message: message.to_owned(),
+        })?;
     }
+
     if kind != AgentKind::Echo && tts == TtsProvider::None {
         return invalid(
             "kind",
@@ -166,6 +172,54 @@ fn check_profile(prefix: &str, p: &ResolvedProfile, source: TurnSource) -> Resul
             "kind",
             "the openai agent needs transcripts: set an STT provider (stt.provider)",
         );
+    }
+    Ok(())
+}
+
+/// An OpenAI-compatible agent's settings that would fail every request: `(key, why)`.
+fn check_openai(a: &AgentConfig) -> Result<(), (&'static str, &'static str)> {
+    let is_url = |u: &str| {
+        let u = u.trim();
+        (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len()
+    };
+    if a.model.trim().is_empty() {
+        return Err((
+            "model",
+            "must name a model (every request would be refused)",
+        ));
+    }
+    if a.model != a.model.trim() {
+        return Err((
+            "model",
+            "must not start or end with spaces (no server knows such a model)",
+        ));
+    }
+    if !is_url(&a.base_url) {
+        return Err(("base_url", "must be the server's http(s) URL (…/v1)"));
+    }
+    if a.timeout_ms == 0 {
+        return Err((
+            "timeout_ms",
+            "must be at least 1 (every request would time out)",
+        ));
+    }
+    if !a.fallback_base_url.is_empty() && !is_url(&a.fallback_base_url) {
+        return Err((
+            "fallback_base_url",
+            "must be the fallback server's http(s) URL (…/v1), or empty",
+        ));
+    }
+    if !a.fallback_model.is_empty() && a.fallback_model.trim() != a.fallback_model {
+        return Err((
+            "fallback_model",
+            "must name a model without surrounding spaces, or be empty (then `model` is used)",
+        ));
+    }
+    if !a.fallback_model.is_empty() && a.fallback_base_url.is_empty() {
+        return Err((
+            "fallback_model",
+            "is set but fallback_base_url is empty: no fallback server would use it",
+        ));
     }
     Ok(())
 }
@@ -217,5 +271,47 @@ mod tests {
         let e = Config::from_toml_str("[numbers]\n\"+1555\" = \"ghost\"").unwrap_err();
         assert!(e.to_string().contains("numbers.+1555"), "{e}");
         assert!(Config::from_toml_str("[agents.rt]\nkind = \"openai_realtime\"").is_ok());
+    }
+
+    fn openai_with(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(&format!(
+            "[stt]\nprovider = \"deepgram\"\n[tts]\nprovider = \"espeak\"\n\
+             [agent]\nkind = \"openai\"\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn openai_settings_that_fail_every_request_are_refused_with_the_key_named() {
+        assert!(openai_with("").is_ok());
+        for (extra, key) in [
+            ("model = \"\"", "agent.model"),
+            ("model = \" gpt-4o \"", "agent.model"),
+            ("base_url = \"\"", "agent.base_url"),
+            ("base_url = \"api.openai.com/v1\"", "agent.base_url"),
+            ("timeout_ms = 0", "agent.timeout_ms"),
+            ("fallback_base_url = \"groq\"", "agent.fallback_base_url"),
+            (
+                "fallback_base_url = \"http://127.0.0.1:1/v1\"\nfallback_model = \" \"",
+                "agent.fallback_model",
+            ),
+            ("fallback_model = \"llama\"", "agent.fallback_model"),
+            ("reprompt = \"\"", "agent.reprompt"),
+            ("apology = \"\"", "agent.apology"),
+        ] {
+            let e = openai_with(extra).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+        let ok = "fallback_base_url = \"http://127.0.0.1:1/v1\"\nfallback_model = \"llama\"";
+        assert!(openai_with(ok).is_ok());
+        // A profile inherits and may break them too.
+        let e = openai_with("[agents.x]\nreprompt = \"  \"").unwrap_err();
+        assert!(e.to_string().contains("agents.x.reprompt"), "{e}");
+        let e = Config::from_toml_str(
+            "[stt]\nprovider = \"deepgram\"\n[tts]\nprovider = \"espeak\"\ntimeout_ms = 0",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tts.timeout_ms"), "{e}");
+        let e = Config::from_toml_str("[stt]\nconnect_timeout_ms = 0").unwrap_err();
+        assert!(e.to_string().contains("stt.connect_timeout_ms"), "{e}");
     }
 }

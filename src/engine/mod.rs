@@ -68,6 +68,12 @@ pub trait Engine: Send {
     fn timing(&mut self, id: u64) -> Option<&mut TurnTiming>;
     /// The call is ending: stop provider work (gracefully where the protocol asks for it).
     fn finish(&mut self, io: &mut EngineIo<'_>);
+    /// After [`Engine::finish`]: nothing more will come from the engine's providers. Until
+    /// then the session keeps handing it [`Engine::next_event`]s, for a bounded time (a
+    /// graceful close, e.g. Deepgram's `CloseStream`, delivers the caller's last words).
+    fn finished(&self) -> bool {
+        true
+    }
 }
 
 /// The engine a call got, dispatched without boxing futures. (Echo, the engine of the large
@@ -143,6 +149,10 @@ impl CallEngine {
 
     pub fn finish(&mut self, io: &mut EngineIo<'_>) {
         each!(self, e => e.finish(io))
+    }
+
+    pub fn finished(&self) -> bool {
+        each!(self, e => e.finished())
     }
 }
 

@@ -2,7 +2,7 @@
 //! metrics through pre-registered handles (one atomic add per event on the hot path). No
 //! per-call labels; per-call detail belongs to the summary and the record.
 
-use crate::call::events::CallEvent;
+use crate::call::events::{CallEvent, TurnKind};
 use crate::metrics::Metrics;
 
 pub struct MetricsTap {
@@ -26,6 +26,7 @@ impl MetricsTap {
             }
             CallEvent::Abandoned(n) => m.responses_abandoned.increment(*n),
             CallEvent::Backpressure => m.outbound_backpressure.increment(1),
+            CallEvent::Turn(TurnKind::Unrecognised) => m.turns_unrecognised.increment(1),
             CallEvent::ProtocolError { reason, .. } => m.protocol_error(*reason),
             CallEvent::Latency {
                 latency, providers, ..

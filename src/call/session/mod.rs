@@ -56,6 +56,10 @@ pub enum Inbound {
     },
 }
 
+/// Longest the engine's providers get to wind down after the call ended (Deepgram's own
+/// `CloseStream` wait is shorter).
+const ENGINE_WIND_DOWN: Duration = Duration::from_secs(2);
+
 enum Flow {
     Continue,
     End(EndReason),
@@ -183,7 +187,9 @@ impl CallSession {
                 break reason;
             }
         };
-        self.finish(end)
+        // Nothing more is read from the caller (the reader then waits for the peer's close).
+        drop(inbound);
+        self.finish(end).await
     }
 
     /// Once a second: the live figures; end calls that went quiet or ran too long.
@@ -221,8 +227,10 @@ impl CallSession {
         engine.on_deadline(&mut io);
     }
 
-    /// Wind the call down and produce its summary and report.
-    fn finish(mut self, end: EndReason) -> CallSummary {
+    /// Wind the call down and produce its summary and report: what was playing is cut off,
+    /// the socket is closed, and the engine's providers get at most [`ENGINE_WIND_DOWN`] to
+    /// close gracefully (their last events still reach the record).
+    async fn finish(mut self, end: EndReason) -> CallSummary {
         let now = Instant::now();
         if self.playout.is_active() {
             // Cut off by the call's end: the engine learns what the caller heard of it.
@@ -240,9 +248,28 @@ impl CallSession {
         }
         if end == EndReason::ServerShutdown {
             self.outbox.close(1001, "server shutting down");
+        } else {
+            // A no-op when a close was already asked for (the writer stops at the first).
+            self.outbox.close(1000, "stream ended");
         }
         let duration_ms = self.limits.started.elapsed().as_millis() as u64;
+        self.wind_down().await;
         self.observers.finish(end, duration_ms)
+    }
+
+    /// Let the engine's providers finish (bounded), handling what they still report.
+    async fn wind_down(&mut self) {
+        let until = tokio::time::Instant::now() + ENGINE_WIND_DOWN;
+        while let Some(engine) = &mut self.engine
+            && !engine.finished()
+        {
+            let event = tokio::select! {
+                ev = engine.next_event() => ev,
+                _ = tokio::time::sleep_until(until) => return,
+            };
+            let mut io = engine_io!(self, Instant::now());
+            engine.on_event(event, &mut io);
+        }
     }
 }
 

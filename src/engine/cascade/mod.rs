@@ -1,20 +1,22 @@
 //! The cascade engine: speech-to-text → agent → text-to-speech, with the local turn detector.
 //!
-//! It decides when the caller's turn is over (local VAD, or the STT's endpointing), barges in
-//! when the caller speaks over a reply, gathers DTMF turns, and hands each turn to its
-//! [`Conversation`] (agent + TTS), whose audio goes out through [`EngineIo`]. The turn-taking
-//! half lives in [`turns`]. Provider work runs in the providers' own tasks; this engine only
-//! reacts to their events and never blocks.
+//! It decides when the caller's turn is over, barges in when the caller speaks over a reply,
+//! gathers DTMF turns, and hands each turn to its [`Conversation`] (agent + TTS), whose audio
+//! goes out through [`EngineIo`]. The local turn detector runs from the first frame whatever
+//! the STT does, so a turn is never lost to an STT fault: the turn-taking rules are in
+//! [`turns`], the STT's health and watchdog in [`stt_link`]. Provider work runs in the
+//! providers' own tasks; this engine only reacts to their events and never blocks.
 
 pub mod conversation;
+mod stt_link;
 mod turns;
 
 use std::sync::Arc;
-use std::time::Instant;
-
-use tokio_util::sync::CancellationToken;
+use std::time::{Duration, Instant};
 
 use self::conversation::{ConvEvent, Conversation};
+use self::stt_link::SttLink;
+use self::turns::Heard;
 use super::dtmf::DtmfTurn;
 use super::turn::{TurnDetector, Utterance};
 use super::{Engine, EngineInput, EngineIo};
@@ -24,7 +26,7 @@ use crate::call::latency::TurnTiming;
 use crate::call::services::AgentServices;
 use crate::config::{Config, TurnSource};
 use crate::provider::CallIds;
-use crate::stt::{SttEvent, SttStream};
+use crate::stt::SttEvent;
 
 /// What the cascade's provider tasks produced.
 #[derive(Debug)]
@@ -35,21 +37,20 @@ pub enum CascadeEvent {
 
 pub struct Cascade {
     services: Arc<AgentServices>,
-    ids: CallIds,
     turn: TurnDetector,
     utterance: Utterance,
     conv: Conversation,
-    /// Live transcription, when an STT provider is configured (None once it gave up).
-    stt: Option<SttStream>,
-    stt_cancel: CancellationToken,
+    stt: SttLink,
     turn_source: TurnSource,
-    /// Final transcripts of the caller's current turn.
-    transcript: String,
-    /// When the caller's last voiced frame arrived.
-    last_voiced_at: Option<Instant>,
+    /// The caller's current turn as heard so far.
+    heard: Heard,
+    /// How long the STT may take to give a turn's words after the local detector ended it.
+    stt_grace: Duration,
     dtmf: DtmfTurn,
     /// When the caller's current utterance began (by the local detector).
     speech_started_at: Option<Instant>,
+    /// The call is ending: no more answers, only the STT's last words are collected.
+    finishing: bool,
 }
 
 impl Cascade {
@@ -69,20 +70,15 @@ impl Cascade {
             turn: TurnDetector::new(&config.turn),
             utterance: Utterance::new(config.turn.pre_roll_ms, config.limits.max_utterance_ms),
             conv,
-            stt: None,
-            stt_cancel: CancellationToken::new(),
+            stt: SttLink::new(services.stt.clone(), ids),
             turn_source: services.turn_source,
-            transcript: String::new(),
-            last_voiced_at: None,
+            heard: Heard::default(),
+            stt_grace: turns::stt_grace(config),
             dtmf: DtmfTurn::default(),
             speech_started_at: None,
-            ids,
+            finishing: false,
             services,
         }
-    }
-
-    fn stt_name(&self) -> &'static str {
-        self.services.stt.as_ref().map_or("none", |s| s.name())
     }
 }
 
@@ -95,7 +91,7 @@ impl Engine for Cascade {
 
     fn providers(&self) -> StageProviders {
         StageProviders {
-            stt: self.stt_name(),
+            stt: self.stt.name(),
             agent: self.conv.agent_name(),
             tts: self.conv.tts_name(),
         }
@@ -103,16 +99,15 @@ impl Engine for Cascade {
 
     /// Open the live transcription, and greet.
     fn start(&mut self, io: &mut EngineIo<'_>) {
-        if let Some(stt) = &self.services.stt {
-            self.stt = Some(stt.start(self.ids.clone(), self.stt_cancel.child_token()));
-        }
+        self.stt.start();
         let now = io.now();
         self.conv.greet(io, now);
     }
 
     fn on_input(&mut self, input: EngineInput<'_>, io: &mut EngineIo<'_>) {
         match input {
-            EngineInput::Audio(frame) => self.on_audio(frame, io),
+            EngineInput::Audio(frame) if !self.finishing => self.on_audio(frame, io),
+            EngineInput::Audio(_) => {}
             EngineInput::Dtmf(key) => self.dtmf.press(key, io.now()),
             EngineInput::Played(id) => self.conv.played(id, io),
             EngineInput::Cleared(cleared) => self.conv.interrupted(cleared, io),
@@ -124,7 +119,7 @@ impl Engine for Cascade {
         let stt = &mut self.stt;
         tokio::select! {
             ev = conv.next() => CascadeEvent::Conv(ev),
-            ev = next_stt(stt) => CascadeEvent::Stt(ev),
+            ev = stt.next() => CascadeEvent::Stt(ev),
         }
     }
 
@@ -136,12 +131,25 @@ impl Engine for Cascade {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.dtmf.deadline()
+        if self.finishing {
+            return None;
+        }
+        let waiting = self.heard.waiting_until();
+        match (self.dtmf.deadline(), waiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_deadline(&mut self, io: &mut EngineIo<'_>) {
-        if let Some(digits) = self.dtmf.take() {
+        let now = io.now();
+        if self.dtmf.deadline().is_some_and(|at| at <= now)
+            && let Some(digits) = self.dtmf.take()
+        {
             self.end_turn(crate::agent::CallerTurn::Dtmf(digits), None, io);
+        }
+        if self.heard.waiting_until().is_some_and(|at| at <= now) {
+            self.stt_grace_over(io);
         }
     }
 
@@ -149,15 +157,16 @@ impl Engine for Cascade {
         self.conv.timing_mut(id)
     }
 
-    fn finish(&mut self, _io: &mut EngineIo<'_>) {
-        self.stt_cancel.cancel();
+    /// Stop answering; close the STT gracefully (its last words still reach the transcript
+    /// while the session waits, bounded, for [`Engine::finished`]).
+    fn finish(&mut self, io: &mut EngineIo<'_>) {
+        self.finishing = true;
         self.conv.abandon();
+        self.heard.flush_transcript(io);
+        self.stt.close();
     }
-}
 
-async fn next_stt(stt: &mut Option<SttStream>) -> Option<SttEvent> {
-    match stt {
-        Some(stt) => stt.events.recv().await,
-        None => std::future::pending().await,
+    fn finished(&self) -> bool {
+        self.stt.is_finished()
     }
 }

@@ -159,6 +159,8 @@ impl From<Fault> for RealtimeFault {
         match f {
             Fault::Status(s) => RealtimeFault::Refuse(s),
             Fault::DisconnectAfter(n) => RealtimeFault::DisconnectAfter(n),
+            // The Realtime API ends a broken session by closing it: the same as a drop here.
+            Fault::ErrorAfter(n) => RealtimeFault::DisconnectAfter(n),
             Fault::Malformed => RealtimeFault::Malformed,
             Fault::Stall(d) => RealtimeFault::Stall(d),
         }
