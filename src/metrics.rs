@@ -47,6 +47,10 @@ pub const TTS_FALLBACKS: &str = "voxbridge_tts_fallbacks_total";
 pub const REQUESTS_REFUSED: &str = "voxbridge_requests_refused_total";
 pub const CALL_PANICS: &str = "voxbridge_call_panics_total";
 pub const TURNS_UNRECOGNISED: &str = "voxbridge_turns_unrecognised_total";
+pub const REALTIME_AUDIO_DROPPED: &str = "voxbridge_realtime_audio_dropped_total";
+pub const REALTIME_CONNECT_SECONDS: &str = "voxbridge_realtime_connect_seconds";
+pub const REALTIME_PRECONNECTS: &str = "voxbridge_realtime_preconnects_total";
+pub const REALTIME_PRECONNECT_PENDING: &str = "voxbridge_realtime_preconnect_pending";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +210,26 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Caller turns with speech but no recognised words (answered with a reprompt, or the apology while speech-to-text was down).",
     ),
+    (
+        REALTIME_AUDIO_DROPPED,
+        Kind::Counter,
+        "Caller audio frames not forwarded to the Realtime socket because its send queue was full.",
+    ),
+    (
+        REALTIME_CONNECT_SECONDS,
+        Kind::Histogram,
+        "Time to open an OpenAI Realtime socket and complete its session handshake, seconds.",
+    ),
+    (
+        REALTIME_PRECONNECTS,
+        Kind::Counter,
+        "Realtime sessions opened at the webhook, by outcome (started, claimed, expired, failed, refused).",
+    ),
+    (
+        REALTIME_PRECONNECT_PENDING,
+        Kind::Gauge,
+        "Realtime sessions opened at the webhook and not yet claimed by their media stream.",
+    ),
 ];
 
 /// Buckets for response latency: end-of-turn silence dominates, so resolve 0.5–1.5 s finely.
@@ -237,6 +261,7 @@ pub fn install() -> PrometheusHandle {
                 (CALL_CLIPPING, CLIPPING_BUCKETS),
                 (CALL_SILENCE, SILENCE_BUCKETS),
                 (TURN_STAGE, STAGE_BUCKETS),
+                (REALTIME_CONNECT_SECONDS, STAGE_BUCKETS),
             ] {
                 builder = match builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
                 {

@@ -22,11 +22,8 @@ use super::client::{ConnectError, Connection, RealtimeClient};
 use super::wire::SessionSpec;
 use crate::provider::{CallIds, ProviderError};
 
-pub const PRECONNECTS: &str = "voxbridge_realtime_preconnects_total";
-pub const PRECONNECTS_HELP: &str = "Realtime sessions opened at the webhook, by outcome (started, claimed, expired, failed, refused).";
-pub const PRECONNECT_PENDING: &str = "voxbridge_realtime_preconnect_pending";
-pub const PRECONNECT_PENDING_HELP: &str =
-    "Realtime sessions opened at the webhook and not yet claimed by a media stream.";
+pub use crate::metrics::REALTIME_PRECONNECTS as PRECONNECTS;
+pub use crate::metrics::REALTIME_PRECONNECT_PENDING as PRECONNECT_PENDING;
 
 type Handshake = Result<Connection, ConnectError>;
 
