@@ -204,7 +204,9 @@ async fn listen(
         Err(rejection) => return rejection.into_response(),
     };
     let id = request_id(&shared);
-    ws.on_upgrade(move |socket| serve(socket, shared, conn, Recognizer::new(settings, id), fault))
+    ws.read_buffer_size(crate::provider::WS_READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| serve(socket, shared, conn, Recognizer::new(settings, id), fault))
 }
 
 /// One upgraded stream, until it closes, drops or the client goes.

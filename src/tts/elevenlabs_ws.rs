@@ -124,7 +124,7 @@ impl ElevenLabsWs {
             .map_err(|_| ProviderError::Connect("API key is not a valid header value".into()))?;
         key.set_sensitive(true);
         request.headers_mut().insert("xi-api-key", key);
-        let connect = tokio_tungstenite::connect_async(request);
+        let connect = crate::provider::connect_ws(request);
         match tokio::time::timeout(self.timeout, connect).await {
             Err(_) => Err(ProviderError::Timeout(format!(
                 "connect not done within {:?}",

@@ -173,7 +173,7 @@ impl RealtimeClient {
             );
         }
         let limit = self.opts.timeout;
-        match timeout(limit, tokio_tungstenite::connect_async(request)).await {
+        match timeout(limit, crate::provider::connect_ws(request)).await {
             Err(_) => Err(ProviderError::Timeout(format!(
                 "no WebSocket upgrade within {} ms",
                 limit.as_millis()

@@ -39,7 +39,9 @@ pub(super) async fn stream_input(
         .unwrap_or(20)
         .clamp(1, 180);
     rec.status = 101;
-    ws.on_upgrade(move |socket| async move {
+    ws.read_buffer_size(crate::provider::WS_READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
         let session = Session {
             rec,
             format,

@@ -76,7 +76,9 @@ pub(super) async fn realtime(
         observed: shared.observed.clone(),
         accepted: tokio::time::Instant::now(),
     };
-    ws.on_upgrade(move |socket| conn::serve(socket, setup))
+    ws.read_buffer_size(crate::provider::WS_READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| conn::serve(socket, setup))
 }
 
 /// An OpenAI-style refusal before the upgrade: status and `{"error":{…}}`.
