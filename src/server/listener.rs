@@ -58,6 +58,12 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    /// The watchdog never sleeps longer than this: every change of stage sets a deadline at
+    /// least this far ahead, so waking this often enforces each deadline on time.
+    fn step(&self) -> Duration {
+        self.header.min(self.keepalive_idle).min(self.request)
+    }
+
     pub fn from_config(limits: &crate::config::LimitsConfig) -> Self {
         Self {
             header: Duration::from_secs(limits.header_read_timeout_secs),
@@ -174,7 +180,7 @@ impl Conn {
             .serve_connection(io, service)
             .with_upgrades();
         tokio::pin!(conn);
-        let mut deadline = epoch + self.timeouts.header;
+        let mut deadline = epoch + self.timeouts.step();
         let mut draining = false;
         loop {
             tokio::select! {
@@ -239,7 +245,7 @@ impl Activity {
         }
     }
 
-    /// The next deadline, or why the connection must close now (`None`: quietly).
+    /// The next time to look (the deadline, or sooner — see [`Timeouts::step`]), or why the connection must close now (`None`: quietly).
     fn verdict(
         &self,
         epoch: Instant,
@@ -252,7 +258,7 @@ impl Activity {
             if now >= deadline {
                 Err(reason)
             } else {
-                Ok(deadline)
+                Ok(deadline.min(now + t.step()))
             }
         };
         if self.in_flight.load(Ordering::Relaxed) {
@@ -262,11 +268,7 @@ impl Activity {
             return check(epoch + t.header, Some("header_timeout"));
         }
         match self.first_byte.load(Ordering::Relaxed) {
-            0 => {
-                // Idle. Wake at least every `header` so that a request starting meanwhile
-                // still gets its header deadline on time.
-                check(since + t.keepalive_idle, None).map(|d| d.min(now + t.header))
-            }
+            0 => check(since + t.keepalive_idle, None),
             first => check(at(first - 1) + t.header, Some("header_timeout")),
         }
     }
@@ -384,7 +386,8 @@ mod tests {
         // In flight: the request bound.
         a.since_ms.store(5_000, Ordering::Relaxed);
         a.in_flight.store(true, Ordering::Relaxed);
-        assert_eq!(a.verdict(epoch, s(10), &t()), Ok(s(25)));
+        assert_eq!(a.verdict(epoch, s(10), &t()), Ok(s(20)), "woken every 10 s");
+        assert_eq!(a.verdict(epoch, s(20), &t()), Ok(s(25)));
         assert_eq!(a.verdict(epoch, s(25), &t()), Err(Some("request_timeout")));
         // Answered at 6 s: idle, woken every 10 s, closed quietly at 36 s.
         a.since_ms.store(6_000, Ordering::Relaxed);
@@ -398,5 +401,19 @@ mod tests {
         a.first_byte.store(20_001, Ordering::Relaxed);
         assert_eq!(a.verdict(epoch, s(27), &t()), Ok(s(30)));
         assert_eq!(a.verdict(epoch, s(30), &t()), Err(Some("header_timeout")));
+
+        // A short idle bound after a long header bound: a change of stage that brings the
+        // deadline forward is still seen in time, since the watchdog wakes every `step`.
+        let short = Timeouts {
+            keepalive_idle: Duration::from_secs(1),
+            ..t()
+        };
+        assert_eq!(short.step(), Duration::from_secs(1));
+        let b = Activity::default();
+        b.since_ms.store(100, Ordering::Relaxed);
+        b.responses.store(1, Ordering::Relaxed);
+        let ms = |n| epoch + Duration::from_millis(n);
+        assert_eq!(b.verdict(epoch, ms(1000), &short), Ok(ms(1100)));
+        assert_eq!(b.verdict(epoch, ms(1100), &short), Err(None));
     }
 }
