@@ -458,7 +458,10 @@ impl Config {
     fn validate_admission(&self) -> Result<(), (&'static str, String)> {
         let l = &self.limits;
         for (key, secs) in [
-            ("limits.header_read_timeout_secs", l.header_read_timeout_secs),
+            (
+                "limits.header_read_timeout_secs",
+                l.header_read_timeout_secs,
+            ),
             ("limits.keepalive_idle_secs", l.keepalive_idle_secs),
             ("limits.request_timeout_secs", l.request_timeout_secs),
             ("limits.start_timeout_secs", l.start_timeout_secs),
@@ -654,19 +657,25 @@ mod tests {
         assert_eq!(c.limits.max_connections_per_ip, 200);
         assert_eq!(c.limits.start_timeout_secs, 10);
         assert!(c.limits.max_connections > c.limits.max_calls);
-        let nets = c.security.trusted_proxy_networks().expect("default networks");
+        let nets = c
+            .security
+            .trusted_proxy_networks()
+            .expect("default networks");
         assert_eq!(nets.len(), 6);
-        let e = Config::from_toml_str("[limits]\nmax_calls = 100\nmax_connections = 100")
-            .unwrap_err();
+        let e =
+            Config::from_toml_str("[limits]\nmax_calls = 100\nmax_connections = 100").unwrap_err();
         assert!(e.to_string().contains("limits.max_connections"), "{e}");
-        let e = Config::from_toml_str("[security]\ntrusted_proxies = [\"10.0.0.0/33\"]")
-            .unwrap_err();
+        let e =
+            Config::from_toml_str("[security]\ntrusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
         assert!(e.to_string().contains("security.trusted_proxies"), "{e}");
         let e = Config::from_toml_str("[limits]\nheader_read_timeout_secs = 0").unwrap_err();
         assert!(e.to_string().contains("header_read_timeout_secs"), "{e}");
         let c = Config::load_with_env(
             None,
-            env_of(&[("VOXBRIDGE_SECURITY_TRUSTED_PROXIES", "10.1.0.0/16, 192.0.2.7")]),
+            env_of(&[(
+                "VOXBRIDGE_SECURITY_TRUSTED_PROXIES",
+                "10.1.0.0/16, 192.0.2.7",
+            )]),
         )
         .expect("env list");
         assert_eq!(c.security.trusted_proxies, ["10.1.0.0/16", "192.0.2.7"]);

@@ -33,7 +33,11 @@ async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
 }
 
 /// Read until the server closes (EOF or reset); `Some(elapsed since start)` if it did in time.
-async fn closed_within(stream: &mut TcpStream, start: Instant, limit: Duration) -> Option<Duration> {
+async fn closed_within(
+    stream: &mut TcpStream,
+    start: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     let wait = async {
         let mut buf = [0u8; 1024];
         loop {
@@ -152,7 +156,10 @@ async fn half_request_flood_is_closed_in_time_while_a_call_goes_on() {
 
     // Shutdown with half-sent requests open still completes promptly.
     let mut lingering = connect_from(lo(8), addr).await;
-    lingering.write_all(b"GET /healthz HTTP/1.1\r\n").await.expect("write");
+    lingering
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("write");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stopped = tokio::time::timeout(
         Duration::from_secs(4),
@@ -173,7 +180,11 @@ async fn keepalive_idle_and_later_headers_have_their_own_deadlines() {
 
     // Answered, then idle: closed after keepalive_idle (1 s), not the header timeout.
     let mut idle = connect_from(lo(20), addr).await;
-    assert!(raw_get(&mut idle, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(
+        raw_get(&mut idle, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     let start = Instant::now();
     let closed = closed_within(&mut idle, start, Duration::from_secs(4)).await;
     let closed = closed.expect("idle keep-alive connection closed");
@@ -185,9 +196,15 @@ async fn keepalive_idle_and_later_headers_have_their_own_deadlines() {
     // Answered, then half of the next request: the header timeout (2 s) runs from its first
     // byte, so the idle deadline does not cut it short…
     let mut slow = connect_from(lo(21), addr).await;
-    assert!(raw_get(&mut slow, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(
+        raw_get(&mut slow, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.expect("write");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("write");
     let start = Instant::now();
     let closed = closed_within(&mut slow, start, Duration::from_secs(5)).await;
     let closed = closed.expect("slow second request closed");
@@ -199,7 +216,11 @@ async fn keepalive_idle_and_later_headers_have_their_own_deadlines() {
     // …and a prompt client is served many requests on one connection.
     let mut busy = connect_from(lo(22), addr).await;
     for _ in 0..5 {
-        assert!(raw_get(&mut busy, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(
+            raw_get(&mut busy, "/healthz")
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -220,13 +241,23 @@ async fn connection_caps_refuse_the_excess_and_count_it() {
         let mut extra = connect_from(lo(30), addr).await;
         let start = Instant::now();
         let closed = closed_within(&mut extra, start, Duration::from_secs(1)).await;
-        assert!(closed.is_some(), "connection over the per-address cap left open");
+        assert!(
+            closed.is_some(),
+            "connection over the per-address cap left open"
+        );
     }
     // …while another address is served.
     let mut other = connect_from(lo(31), addr).await;
-    assert!(raw_get(&mut other, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(
+        raw_get(&mut other, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     let counted = metric_from(&server, lo(39), &per_ip).await - before;
-    assert!(counted >= 5.0, "too_many_connections_per_ip counted {counted}");
+    assert!(
+        counted >= 5.0,
+        "too_many_connections_per_ip counted {counted}"
+    );
     let open = server.state().admission.connections.open();
     assert!(open >= 6, "open connections {open}");
 
@@ -235,7 +266,9 @@ async fn connection_caps_refuse_the_excess_and_count_it() {
     let mut again = None;
     for _ in 0..50 {
         let mut s = connect_from(lo(30), addr).await;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
         let mut buf = [0u8; 64];
         if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await
             && n > 0
@@ -282,7 +315,8 @@ async fn n_plus_100_concurrent_upgrades_admit_exactly_n() {
     let refused_series = "voxbridge_calls_refused_total{reason=\"max_calls\"}";
     let before = metric(&server, refused_series).await;
     let url = server.media_url();
-    let attempts = join_all((0..N + 100).map(|_| tokio_tungstenite::connect_async(url.clone()))).await;
+    let attempts =
+        join_all((0..N + 100).map(|_| tokio_tungstenite::connect_async(url.clone()))).await;
     let mut admitted = Vec::new();
     let mut unavailable = 0;
     for attempt in attempts {
@@ -378,11 +412,21 @@ async fn forged_forwarded_for_hops_do_not_change_the_bucket() {
 #[tokio::test]
 async fn fakes_listen_on_loopback_only() {
     use voxbridge::fakes;
-    let deepgram = fakes::deepgram::FakeDeepgram::start("k").await.expect("fake");
-    let chat = fakes::openai_chat::FakeOpenAiChat::start("k").await.expect("fake");
-    let eleven = fakes::elevenlabs::FakeElevenLabs::start("k").await.expect("fake");
-    let speech = fakes::openai_speech::FakeOpenAiSpeech::start("k").await.expect("fake");
-    let plain = fakes::FakeServer::start(axum::Router::new(), 0).await.expect("fake");
+    let deepgram = fakes::deepgram::FakeDeepgram::start("k")
+        .await
+        .expect("fake");
+    let chat = fakes::openai_chat::FakeOpenAiChat::start("k")
+        .await
+        .expect("fake");
+    let eleven = fakes::elevenlabs::FakeElevenLabs::start("k")
+        .await
+        .expect("fake");
+    let speech = fakes::openai_speech::FakeOpenAiSpeech::start("k")
+        .await
+        .expect("fake");
+    let plain = fakes::FakeServer::start(axum::Router::new(), 0)
+        .await
+        .expect("fake");
     for addr in [
         deepgram.server.addr,
         chat.server.addr,
@@ -392,7 +436,12 @@ async fn fakes_listen_on_loopback_only() {
     ] {
         assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST), "{addr}");
     }
-    for url in [deepgram.url(), chat.url(), eleven.base_url(), speech.base_url()] {
+    for url in [
+        deepgram.url(),
+        chat.url(),
+        eleven.base_url(),
+        speech.base_url(),
+    ] {
         assert!(url.contains("://127.0.0.1:"), "{url}");
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::{Extension, Form};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
 use tracing::info;
 
 use super::AppState;

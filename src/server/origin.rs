@@ -108,11 +108,20 @@ mod tests {
         ]);
         // Not from a trusted proxy: forwarded headers are ignored.
         let o = PublicOrigin::of(&config, &h, false);
-        assert_eq!((o.http_scheme(), o.host.as_str()), ("https", "internal:8080"));
-        assert_eq!(o.ws_url("/twilio/media"), "wss://internal:8080/twilio/media");
+        assert_eq!(
+            (o.http_scheme(), o.host.as_str()),
+            ("https", "internal:8080")
+        );
+        assert_eq!(
+            o.ws_url("/twilio/media"),
+            "wss://internal:8080/twilio/media"
+        );
         // From one: they count.
         let o = PublicOrigin::of(&config, &h, true);
-        assert_eq!((o.scheme(true), o.host.as_str()), ("ws", "voice.example.com"));
+        assert_eq!(
+            (o.scheme(true), o.host.as_str()),
+            ("ws", "voice.example.com")
+        );
         // Configured host wins over everything.
         config.server.public_host = "media.example.org".into();
         let o = PublicOrigin::of(&config, &h, true);

@@ -170,7 +170,10 @@ mod tests {
             };
             admitted += usize::from(r.admit(ip, t0 + Duration::from_micros(u64::from(i))));
         }
-        assert!(admitted >= 99_990, "fresh addresses have full buckets: {admitted}");
+        assert!(
+            admitted >= 99_990,
+            "fresh addresses have full buckets: {admitted}"
+        );
         let tracked = r.tracked();
         assert!(tracked <= MAX_TRACKED, "{tracked} buckets");
         assert!(tracked >= MAX_TRACKED / 2, "the table is used: {tracked}");
