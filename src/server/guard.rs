@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{counter, describe_counter, describe_gauge};
+use metrics::counter;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -28,9 +28,7 @@ use super::rate_limit::RateLimiter;
 use crate::config::Config;
 use crate::twilio::signature;
 
-pub const REQUESTS_REFUSED: &str = "voxbridge_requests_refused_total";
-/// Open TCP connections (HTTP and media streams), set at scrape time.
-pub const OPEN_CONNECTIONS: &str = "voxbridge_open_connections";
+pub use crate::metrics::{OPEN_CONNECTIONS, REQUESTS_REFUSED};
 
 /// Every reason [`REQUESTS_REFUSED`] is counted under.
 pub const REFUSAL_REASONS: &[&str] = &[
@@ -43,20 +41,12 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "request_timeout",
 ];
 
-/// HELP texts for this module's metrics, and every refusal reason registered at 0 so that
-/// dashboards and alerts see the series before the first refusal (called at start-up).
-pub fn describe() {
+/// Every refusal reason registered at 0 so that dashboards and alerts see the series before
+/// the first refusal (called at start-up; HELP texts live in [`crate::metrics::CATALOGUE`]).
+pub fn register_reasons() {
     for reason in REFUSAL_REASONS {
         counter!(REQUESTS_REFUSED, "reason" => *reason).increment(0);
     }
-    describe_counter!(
-        REQUESTS_REFUSED,
-        "Requests and connections refused before reaching a handler, by reason (fixed set)."
-    );
-    describe_gauge!(
-        OPEN_CONNECTIONS,
-        "TCP connections open now on the public listener (media streams included)."
-    );
 }
 
 /// Count a refusal.

@@ -42,7 +42,7 @@ use crate::quality::notify::QualityOutlets;
 
 /// What every handler can see.
 pub struct AppState {
-    pub config: Config,
+    pub config: Arc<Config>,
     /// Speech providers and agent, shared by every call.
     pub services: Arc<CallServices>,
     pub metrics: Metrics,
@@ -109,7 +109,7 @@ impl Server {
         let public_tcp = TcpListener::bind(config.server.listen).await?;
         let addr = public_tcp.local_addr()?;
         let quality = QualityOutlets::start(&config.quality, &config.alerts);
-        guard::describe();
+        guard::register_reasons();
         listener::check_fd_limit(config.limits.max_connections);
         let admin_listen = config.security.admin_listen.clone();
         if !config.security.validate_signatures {
@@ -128,7 +128,7 @@ impl Server {
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),
             admission: Admission::new(&config),
-            config,
+            config: Arc::new(config),
         });
         let public = listener::Listener {
             listener: public_tcp,
