@@ -105,7 +105,7 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         CALLS_REFUSED,
         Kind::Counter,
-        "Media stream upgrades refused, by reason.",
+        "Media streams refused, by reason (fixed set: draining, max_calls, bad_signature, start_timeout = upgraded but no start in time).",
     ),
     (
         STATUS_CALLBACKS,
@@ -346,7 +346,11 @@ pub fn quality_alert(condition: Reason, state: AlertState) {
         .increment(1);
 }
 
-/// Count a refused media stream upgrade (`draining`, …).
+/// Every reason [`CALLS_REFUSED`] is counted under.
+pub const CALL_REFUSAL_REASONS: &[&str] =
+    &["draining", "max_calls", "bad_signature", "start_timeout"];
+
+/// Count a refused media stream (one of [`CALL_REFUSAL_REASONS`]).
 pub fn call_refused(reason: &'static str) {
     counter!(CALLS_REFUSED, "reason" => reason).increment(1);
 }

@@ -87,75 +87,148 @@ fn refused(reason: &str) -> String {
     format!("voxbridge_requests_refused_total{{reason=\"{reason}\"}}")
 }
 
+/// The open-file limit, raised to `want` when the hard limit allows; returns the soft limit now.
+fn raise_fd_limit(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want.min(lim.rlim_max),
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = raised.rlim_cur;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// One flood connection: connect from `from`, send `head` (maybe nothing), and wait for the
+/// server to close; how long that took from the moment the connection was begun — before the
+/// server could accept it, so never less than its timeout (`None`: not within `limit`).
+async fn flood_one(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    head: &'static [u8],
+    limit: Duration,
+) -> Option<Duration> {
+    let begun = Instant::now();
+    let mut s = connect_from(from, to).await;
+    if !head.is_empty() {
+        s.write_all(head).await.expect("half a request");
+    }
+    closed_within(&mut s, begun, limit).await
+}
+
 #[tokio::test]
 async fn half_request_flood_is_closed_in_time_while_a_call_goes_on() {
     const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The attack: 3,000 connections (scaled down only if the open-file limit is too
+    /// low: each costs two descriptors here, the client's and the server's).
+    const WANTED: usize = 3000;
+    let fd_limit = raise_fd_limit(2 * WANTED as u64 + 2048);
+    let flood = WANTED.min((fd_limit as usize).saturating_sub(1024) / 2);
+    let silent = flood / 6;
+    let half = flood - silent;
+    println!(
+        "open-file limit {fd_limit}: flooding with {half} half requests and {silent} silent connections"
+    );
+    assert!(
+        flood >= 1000,
+        "open-file limit {fd_limit} too low for a meaningful flood"
+    );
+
     let server = start_server(|c| c.limits.header_read_timeout_secs = 2).await;
     let addr = server.local_addr();
-    let timeouts_before = metric_from(&server, lo(9), &refused("header_timeout")).await;
+    let timeouts_before = metric_from(&server, lo(99), &refused("header_timeout")).await;
 
-    // 500 connections that send half a request head, from five addresses (100 each, under the
-    // per-address cap), and 50 that send nothing at all.
-    let flood_start = Instant::now();
-    let half = join_all((0..500u32).map(|i| async move {
-        let mut s = connect_from(lo(2 + (i % 5) as u8), addr).await;
-        s.write_all(b"POST /twilio/voice HTTP/1.1\r\nHost: voice.example.com\r\nX-Slow: ")
-            .await
-            .expect("half a request");
-        s
-    }));
-    let silent = join_all((0..50).map(|_| connect_from(lo(7), addr)));
-    let (mut half, mut silent) = tokio::join!(half, silent);
-    let connected_in = flood_start.elapsed();
-
-    // Meanwhile a real call, lasting past the header timeout.
+    // A real call spanning the flood: the caller speaks while the flood connects and is closed,
+    // and speaks again after.
     let mut summaries = Summaries::of(&server);
     let hello = fixture("hello-8k.wav");
     let call = SimCall::new(server.media_url())
-        .step(Step::Silence(Duration::from_millis(2500)))
+        .step(Step::Silence(Duration::from_millis(300)))
         .step(Step::Speak(hello.clone()))
-        .step(Step::WaitForReplyEnd(Duration::from_secs(15)))
+        .step(Step::WaitForReplyEnd(Duration::from_secs(20)))
+        .step(Step::Silence(Duration::from_millis(300)))
+        .step(Step::Speak(hello.clone()))
+        .step(Step::WaitForReplyEnd(Duration::from_secs(20)))
         .step(Step::Silence(Duration::from_millis(200)));
     let call_sid = call.call_sid.clone();
     let call = tokio::spawn(call.run());
 
-    let limit = HEADER_TIMEOUT + Duration::from_secs(4);
-    let closes = join_all(
-        half.iter_mut()
-            .chain(silent.iter_mut())
-            .map(|s| closed_within(s, flood_start, limit)),
-    )
+    // From 20 loopback addresses (under the per-address cap of 200 each), half a request head
+    // — or nothing at all.
+    let limit = HEADER_TIMEOUT + Duration::from_secs(5);
+    let flood_start = Instant::now();
+    let head: &'static [u8] = b"POST /twilio/voice HTTP/1.1\r\nHost: voice.example.com\r\nX-Slow: ";
+    let closes = join_all((0..flood).map(|i| {
+        let from = lo(2 + (i % 20) as u8);
+        flood_one(from, addr, if i < half { head } else { b"" }, limit)
+    }))
     .await;
+    let flood_took = flood_start.elapsed();
     let open = closes.iter().filter(|c| c.is_none()).count();
-    assert_eq!(open, 0, "{open} of 550 still open after {limit:?}");
+    let late = closes
+        .iter()
+        .flatten()
+        .filter(|c| **c > HEADER_TIMEOUT + Duration::from_secs(1))
+        .count();
+    assert_eq!(
+        open, 0,
+        "{open} of {flood} still open {limit:?} after connecting ({late} closed over 1 s late)"
+    );
     let earliest = closes.iter().flatten().min().copied().unwrap_or_default();
     let latest = closes.iter().flatten().max().copied().unwrap_or_default();
-    println!("flood connected in {connected_in:?}; closed between {earliest:?} and {latest:?}");
+    println!(
+        "flood of {flood}: each closed {earliest:?}..{latest:?} after its connect began (header timeout {HEADER_TIMEOUT:?}), {late} over 1 s late; all done {flood_took:?} after the first"
+    );
     assert!(
-        earliest >= HEADER_TIMEOUT - Duration::from_millis(50),
+        earliest >= HEADER_TIMEOUT,
         "closed before the header timeout: {earliest:?}"
     );
 
     let report = call.await.expect("task").expect("call");
     println!("{report}");
-    assert_eq!(report.timeouts, 0, "reply never finished");
-    assert_eq!(report.response_latencies_ms.len(), 1, "{report}");
-    let latency = report.response_latencies_ms[0];
+    assert_eq!(report.timeouts, 0, "a reply never finished");
     assert!(
-        (END_OF_TURN_MS..=END_OF_TURN_MS + 300).contains(&latency),
-        "latency {latency} ms"
+        report.closed_by_server.is_none(),
+        "{:?}",
+        report.closed_by_server
     );
+    assert_eq!(report.response_latencies_ms.len(), 2, "{report}");
+    for &latency in &report.response_latencies_ms {
+        assert!(
+            (END_OF_TURN_MS..=END_OF_TURN_MS + 300).contains(&latency),
+            "latency {latency} ms"
+        );
+    }
     let said = decode(&hello);
-    let (_, corr) = best_alignment(trim_silence(&said), &decode(&report.heard));
-    assert!(corr > 0.95, "reply correlates {corr:.3} with what was said");
+    let heard = decode(&report.heard);
+    let half_call = heard.len() / 2;
+    for part in [&heard[..half_call], &heard[half_call..]] {
+        let (_, corr) = best_alignment(trim_silence(&said), part);
+        assert!(corr > 0.95, "reply correlates {corr:.3} with what was said");
+    }
     let summary = summaries.get(&call_sid).await;
     assert_eq!(summary.end_reason.as_str(), "stop");
 
-    let timeouts = metric_from(&server, lo(9), &refused("header_timeout")).await - timeouts_before;
-    assert!(timeouts >= 550.0, "header_timeout counted {timeouts}");
+    let timeouts = metric_from(&server, lo(99), &refused("header_timeout")).await - timeouts_before;
+    assert!(
+        timeouts >= flood as f64,
+        "header_timeout counted {timeouts} for {flood}"
+    );
 
     // Shutdown with half-sent requests open still completes promptly.
-    let mut lingering = connect_from(lo(8), addr).await;
+    let mut lingering = connect_from(lo(98), addr).await;
     lingering
         .write_all(b"GET /healthz HTTP/1.1\r\n")
         .await
@@ -167,6 +240,87 @@ async fn half_request_flood_is_closed_in_time_while_a_call_goes_on() {
     )
     .await;
     assert!(stopped.is_ok(), "shutdown hung on a half-sent request");
+}
+
+/// An upgraded media socket that never sends `start` is closed (1008) at the start timeout,
+/// whether it is silent or chatters to keep the idle clock from running; counted.
+#[tokio::test]
+async fn media_socket_without_start_is_closed_at_the_start_timeout() {
+    let server = start_server(|c| {
+        c.limits.start_timeout_secs = 2;
+        c.limits.idle_timeout_secs = 30;
+    })
+    .await;
+    let series = "voxbridge_calls_refused_total{reason=\"start_timeout\"}";
+    let before = metric(&server, series).await;
+    let url = server.media_url();
+    let (mut silent, _) = tokio_tungstenite::connect_async(url.clone())
+        .await
+        .expect("upgrade");
+    let (mut chatty, _) = tokio_tungstenite::connect_async(url.clone())
+        .await
+        .expect("upgrade");
+    let opened = Instant::now();
+    silent
+        .send(Message::text(voxbridge::twilio::messages::connected_json()))
+        .await
+        .expect("connected");
+    let chatter = async {
+        // `connected`, then junk every 200 ms: it resets the idle clock, never the start one.
+        loop {
+            if chatty
+                .send(Message::text("{\"event\":\"hello\"}"))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::select! {
+                m = chatty.next() => match m {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    _ => return None,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        None
+    };
+    let quiet = async {
+        while let Some(Ok(m)) = silent.next().await {
+            if let Message::Close(frame) = m {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    };
+    let (chatty_code, quiet_code) = tokio::time::timeout(Duration::from_secs(6), async {
+        tokio::join!(chatter, quiet)
+    })
+    .await
+    .expect("closed in time");
+    let took = opened.elapsed();
+    println!("streams without start closed after {took:?}");
+    assert_eq!(quiet_code, Some(1008));
+    assert_eq!(chatty_code, Some(1008));
+    assert!(
+        took >= Duration::from_millis(1950),
+        "closed early: {took:?}"
+    );
+    assert!(took <= Duration::from_millis(3500), "closed late: {took:?}");
+    // Our reply to the server's close goes out as the sockets are read to their end.
+    while let Some(Ok(_)) = silent.next().await {}
+    while let Some(Ok(_)) = chatty.next().await {}
+    assert_eq!(metric(&server, series).await - before, 2.0);
+    let mut active = server.state().calls.active();
+    for _ in 0..50 {
+        if active == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        active = server.state().calls.active();
+    }
+    assert_eq!(active, 0, "streams still active after their close");
 }
 
 #[tokio::test]

@@ -47,6 +47,9 @@ pub fn register_reasons() {
     for reason in REFUSAL_REASONS {
         counter!(REQUESTS_REFUSED, "reason" => *reason).increment(0);
     }
+    for reason in crate::metrics::CALL_REFUSAL_REASONS {
+        counter!(crate::metrics::CALLS_REFUSED, "reason" => *reason).increment(0);
+    }
 }
 
 /// Count a refusal.

@@ -73,6 +73,24 @@ impl Timeouts {
     }
 }
 
+/// Pending handshakes the kernel may queue for us (clamped by `net.core.somaxconn`): a burst of
+/// connections waits in the kernel instead of having its handshake dropped and retried seconds
+/// later (tokio's default is 1024).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind a listening socket at `addr` with [`LISTEN_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Everything the accept loop needs.
 pub struct Listener {
     pub listener: TcpListener,

@@ -25,7 +25,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -106,7 +105,7 @@ impl Server {
     pub async fn bind_with(config: Config, services: CallServices) -> std::io::Result<Self> {
         let services = Arc::new(services);
         let prometheus = metrics::install();
-        let public_tcp = TcpListener::bind(config.server.listen).await?;
+        let public_tcp = listener::bind(config.server.listen)?;
         let addr = public_tcp.local_addr()?;
         let quality = QualityOutlets::start(&config.quality, &config.alerts);
         guard::register_reasons();
@@ -142,7 +141,7 @@ impl Server {
         info!(%addr, "voxbridge listening");
         let admin_addr = match admin_listen.parse::<SocketAddr>() {
             Ok(admin) => {
-                let admin_tcp = TcpListener::bind(admin).await?;
+                let admin_tcp = listener::bind(admin)?;
                 let admin_addr = admin_tcp.local_addr()?;
                 let limits = &state.config.limits;
                 // Its own caps: a flood on the public side must not lock out the scraper.
