@@ -578,6 +578,9 @@ async fn fakes_listen_on_loopback_only() {
     let speech = fakes::openai_speech::FakeOpenAiSpeech::start("k")
         .await
         .expect("fake");
+    let realtime = fakes::openai_realtime::FakeOpenAiRealtime::start("k")
+        .await
+        .expect("fake");
     let plain = fakes::FakeServer::start(axum::Router::new(), 0)
         .await
         .expect("fake");
@@ -586,6 +589,7 @@ async fn fakes_listen_on_loopback_only() {
         chat.server.addr,
         eleven.server.addr,
         speech.server.addr,
+        realtime.server.addr,
         plain.addr,
     ] {
         assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST), "{addr}");
@@ -595,6 +599,7 @@ async fn fakes_listen_on_loopback_only() {
         chat.url(),
         eleven.base_url(),
         speech.base_url(),
+        realtime.url(),
     ] {
         assert!(url.contains("://127.0.0.1:"), "{url}");
     }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use voxbridge::agent::{Agent, AgentEvent, AgentSession, CallerTurn};
 use voxbridge::call::services::CallServices;
 use voxbridge::config::Config;
-use voxbridge::provider::{CallIds, Secret};
+use voxbridge::provider::CallIds;
 use voxbridge::server::Server;
 use voxbridge::sim::{SimCall, Step};
 use voxbridge::twilio::signature;
@@ -489,5 +489,4 @@ async fn secrets_never_reach_logs_or_metrics() {
             "{secret} leaked into /metrics"
         );
     }
-    let _ = Secret::new("unused");
 }
