@@ -85,6 +85,25 @@ pub struct SecurityConfig {
     pub stream_token: bool,
     pub stream_token_ttl_secs: u64,
     pub admin_listen: String,
+    /// Networks whose `X-Forwarded-*` headers are believed (with `trust_proxy`); see
+    /// [`SecurityConfig::trusted_proxy_networks`].
+    pub trusted_proxies: Vec<String>,
+}
+
+impl SecurityConfig {
+    /// `trusted_proxies` parsed: CIDR networks (`10.0.0.0/8`) or single addresses.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| format!("{text:?} is not a network like 10.0.0.0/8 or an address"))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +234,16 @@ pub struct LimitsConfig {
     pub idle_timeout_secs: u64,
     pub per_ip_per_minute: u32,
     pub max_body_bytes: usize,
+    /// Admission of connections (`server::listener`): request headers must be complete this
+    /// long after the connection opens (or after the first byte of a keep-alive request).
+    pub header_read_timeout_secs: u64,
+    pub keepalive_idle_secs: u64,
+    pub request_timeout_secs: u64,
+    /// Concurrent connections per client address (0: no cap) and in all.
+    pub max_connections_per_ip: usize,
+    pub max_connections: usize,
+    /// A media stream must send `start` within this long of the upgrade (enforced by the session).
+    pub start_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -418,6 +447,9 @@ impl Config {
         if self.limits.max_calls == 0 {
             return invalid("limits.max_calls", "must allow at least one call");
         }
+        if let Err(message) = self.validate_admission() {
+            return invalid(message.0, &message.1);
+        }
         self.validate_profiles()?;
         self.realtime.validate()?;
         if self.public_host_invalid() {
@@ -427,6 +459,37 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The connection-admission keys: (key, message) of the first bad one.
+    fn validate_admission(&self) -> Result<(), (&'static str, String)> {
+        let l = &self.limits;
+        for (key, secs) in [
+            (
+                "limits.header_read_timeout_secs",
+                l.header_read_timeout_secs,
+            ),
+            ("limits.keepalive_idle_secs", l.keepalive_idle_secs),
+            ("limits.request_timeout_secs", l.request_timeout_secs),
+            ("limits.start_timeout_secs", l.start_timeout_secs),
+        ] {
+            if secs == 0 || secs > 3600 {
+                return Err((key, "must be between 1 and 3600 s".into()));
+            }
+        }
+        if l.max_connections <= l.max_calls {
+            return Err((
+                "limits.max_connections",
+                format!(
+                    "must be above limits.max_calls ({}): each call is a connection, and webhooks need some too",
+                    l.max_calls
+                ),
+            ));
+        }
+        self.security
+            .trusted_proxy_networks()
+            .map(|_| ())
+            .map_err(|message| ("security.trusted_proxies", message))
     }
 
     fn public_host_invalid(&self) -> bool {
@@ -521,6 +584,14 @@ fn set_from_env(
         Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
         Value::Float(_) => Value::Float(raw.trim().parse().map_err(|_| bad("a number"))?),
         Value::Boolean(_) => Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?),
+        // A list from the environment: comma-separated strings (`10.0.0.0/8,127.0.0.1`).
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        ),
         _ => Value::String(raw.to_owned()),
     };
     Ok(())
@@ -590,5 +661,38 @@ mod tests {
         assert_eq!(c.turn.end_of_turn_ms, 600);
         let missing = Config::load_with_env(Some(&dir.join("nope.toml")), env_of(&[]));
         assert!(missing.unwrap_err().to_string().contains("nope.toml"));
+    }
+
+    #[test]
+    fn admission_keys() {
+        let c = Config::default();
+        assert_eq!(c.limits.header_read_timeout_secs, 10);
+        assert_eq!(c.limits.max_connections_per_ip, 200);
+        assert_eq!(c.limits.start_timeout_secs, 10);
+        assert!(c.limits.max_connections > c.limits.max_calls);
+        let nets = c
+            .security
+            .trusted_proxy_networks()
+            .expect("default networks");
+        assert_eq!(nets.len(), 6);
+        let e =
+            Config::from_toml_str("[limits]\nmax_calls = 100\nmax_connections = 100").unwrap_err();
+        assert!(e.to_string().contains("limits.max_connections"), "{e}");
+        let e =
+            Config::from_toml_str("[security]\ntrusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(e.to_string().contains("security.trusted_proxies"), "{e}");
+        let e = Config::from_toml_str("[limits]\nheader_read_timeout_secs = 0").unwrap_err();
+        assert!(e.to_string().contains("header_read_timeout_secs"), "{e}");
+        let c = Config::load_with_env(
+            None,
+            env_of(&[(
+                "VOXBRIDGE_SECURITY_TRUSTED_PROXIES",
+                "10.1.0.0/16, 192.0.2.7",
+            )]),
+        )
+        .expect("env list");
+        assert_eq!(c.security.trusted_proxies, ["10.1.0.0/16", "192.0.2.7"]);
+        let nets = c.security.trusted_proxy_networks().expect("nets");
+        assert_eq!(nets[1].to_string(), "192.0.2.7/32");
     }
 }

@@ -9,6 +9,9 @@ pub mod audio;
 pub mod call;
 pub mod config;
 pub mod engine;
+/// Test and demo infrastructure, compiled only with the `fakes` feature (on by default) or in
+/// unit tests: a production build (`--no-default-features`) carries none of it.
+#[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod logging;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! The `voxbridge` binary: `serve` runs the media server, `call` places one simulated Twilio
-//! call against a server. This is the only place `anyhow` is used.
+//! call against a server, `fakes` (with the `fakes` feature only) runs the local cloud fakes.
+//! This is the only place `anyhow` is used.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,11 +10,6 @@ use clap::{Parser, Subcommand};
 use voxbridge::audio::wav;
 use voxbridge::call::services::CallServices;
 use voxbridge::config::{Config, LogConfig, LogFormat};
-use voxbridge::fakes::deepgram::FakeDeepgram;
-use voxbridge::fakes::elevenlabs::FakeElevenLabs;
-use voxbridge::fakes::openai_chat::FakeOpenAiChat;
-use voxbridge::fakes::openai_realtime::FakeOpenAiRealtime;
-use voxbridge::fakes::openai_speech::FakeOpenAiSpeech;
 use voxbridge::server::Server;
 use voxbridge::sim::load::LoadConfig;
 use voxbridge::sim::{Impairments, SimCall, Step};
@@ -43,6 +39,7 @@ enum Command {
     /// Run local fakes of Deepgram, OpenAI (chat, speech, Realtime) and ElevenLabs on 127.0.0.1
     /// (for demos and load runs without the cloud) and print the environment that points
     /// `serve` at them.
+    #[cfg(feature = "fakes")]
     Fakes,
     /// Many simulated Twilio calls at once, at real-time pace; prints a load report.
     Load {
@@ -113,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,
+        #[cfg(feature = "fakes")]
         Command::Fakes => fakes().await,
         Command::Load {
             url,
@@ -187,7 +185,13 @@ async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> a
     Ok(())
 }
 
+#[cfg(feature = "fakes")]
 async fn fakes() -> anyhow::Result<()> {
+    use voxbridge::fakes::deepgram::FakeDeepgram;
+    use voxbridge::fakes::elevenlabs::FakeElevenLabs;
+    use voxbridge::fakes::openai_chat::FakeOpenAiChat;
+    use voxbridge::fakes::openai_realtime::FakeOpenAiRealtime;
+    use voxbridge::fakes::openai_speech::FakeOpenAiSpeech;
     voxbridge::logging::init(&LogConfig {
         format: LogFormat::Text,
         level: "warn".into(),

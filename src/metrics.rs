@@ -51,6 +51,7 @@ pub const REALTIME_AUDIO_DROPPED: &str = "voxbridge_realtime_audio_dropped_total
 pub const REALTIME_CONNECT_SECONDS: &str = "voxbridge_realtime_connect_seconds";
 pub const REALTIME_PRECONNECTS: &str = "voxbridge_realtime_preconnects_total";
 pub const REALTIME_PRECONNECT_PENDING: &str = "voxbridge_realtime_preconnect_pending";
+pub const OPEN_CONNECTIONS: &str = "voxbridge_open_connections";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,7 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         CALLS_REFUSED,
         Kind::Counter,
-        "Media stream upgrades refused, by reason.",
+        "Media streams refused, by reason (fixed set: draining, max_calls, bad_signature, start_timeout = upgraded but no start in time).",
     ),
     (
         STATUS_CALLBACKS,
@@ -198,7 +199,12 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         REQUESTS_REFUSED,
         Kind::Counter,
-        "HTTP requests and upgrades refused at admission, by reason.",
+        "Requests and connections refused at admission, by reason (fixed set: bad_signature, rate_limited, body_too_large, too_many_connections, too_many_connections_per_ip, header_timeout, request_timeout).",
+    ),
+    (
+        OPEN_CONNECTIONS,
+        Kind::Gauge,
+        "TCP connections open now on the public listener (media streams included).",
     ),
     (
         CALL_PANICS,
@@ -365,7 +371,11 @@ pub fn quality_alert(condition: Reason, state: AlertState) {
         .increment(1);
 }
 
-/// Count a refused media stream upgrade (`draining`, …).
+/// Every reason [`CALLS_REFUSED`] is counted under.
+pub const CALL_REFUSAL_REASONS: &[&str] =
+    &["draining", "max_calls", "bad_signature", "start_timeout"];
+
+/// Count a refused media stream (one of [`CALL_REFUSAL_REASONS`]).
 pub fn call_refused(reason: &'static str) {
     counter!(CALLS_REFUSED, "reason" => reason).increment(1);
 }

@@ -39,6 +39,9 @@ pub enum EndReason {
     TokenRejected,
     /// Hung up through the API or the console.
     OperatorHangup,
+    /// No `start` within `limits.start_timeout_secs` of the upgrade (closed 1008; counted in
+    /// `voxbridge_calls_refused_total{reason="start_timeout"}`).
+    StartTimeout,
 }
 
 impl EndReason {
@@ -54,6 +57,7 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::TokenRejected => "token_rejected",
             EndReason::OperatorHangup => "operator_hangup",
+            EndReason::StartTimeout => "start_timeout",
         }
     }
 }

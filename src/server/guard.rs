@@ -1,89 +1,100 @@
-//! Who may talk to us, and how much: Twilio signature checks for the webhooks and the media
-//! WebSocket upgrade, per-IP request rate limits, and the public URL a request was signed for.
+//! Who may talk to us, and how much: the admission state ([`Admission`]: rate limiter,
+//! connection caps, trusted proxies, call permits), Twilio signature checks for the webhooks
+//! and the media WebSocket upgrade, and the per-client request rate limit.
 //!
-//! Refusals are clean HTTP answers (403 bad signature, 429 too many requests) counted in
-//! `voxbridge_requests_refused_total{reason}`. Secrets are only ever used, never logged.
-//! This module decides admission; it never sees call state.
+//! Refusals are clean HTTP answers (403 bad signature, 429 too many requests, 413) or, before
+//! any request, a closed socket — all counted in `voxbridge_requests_refused_total{reason}`.
+//! Secrets are only ever used, never logged. This module decides admission; it never sees call
+//! state.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::counter;
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use super::AppState;
+use super::client_ip::{Client, TrustedProxies};
+use super::conn_limit::ConnLimits;
+use super::origin::PublicOrigin;
+use super::rate_limit::RateLimiter;
+use crate::config::Config;
 use crate::twilio::signature;
 
-pub use crate::metrics::REQUESTS_REFUSED;
+pub use crate::metrics::{OPEN_CONNECTIONS, REQUESTS_REFUSED};
+
+/// Every reason [`REQUESTS_REFUSED`] is counted under.
+pub const REFUSAL_REASONS: &[&str] = &[
+    "bad_signature",
+    "rate_limited",
+    "body_too_large",
+    "too_many_connections",
+    "too_many_connections_per_ip",
+    "header_timeout",
+    "request_timeout",
+];
+
+/// Every refusal reason registered at 0 so that dashboards and alerts see the series before
+/// the first refusal (called at start-up; HELP texts live in [`crate::metrics::CATALOGUE`]).
+pub fn register_reasons() {
+    for reason in REFUSAL_REASONS {
+        counter!(REQUESTS_REFUSED, "reason" => *reason).increment(0);
+    }
+    for reason in crate::metrics::CALL_REFUSAL_REASONS {
+        counter!(crate::metrics::CALLS_REFUSED, "reason" => *reason).increment(0);
+    }
+}
+
+/// Count a refusal.
+pub fn count_refusal(reason: &'static str) {
+    counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
+}
 
 /// Count and answer a refusal.
 pub fn refuse(status: StatusCode, reason: &'static str) -> Response {
-    counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
+    count_refusal(reason);
     (status, format!("{reason}\n")).into_response()
 }
 
-/// The client's address: the socket peer, or the first X-Forwarded-For hop behind a trusted
-/// proxy.
-pub fn client_ip(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-) -> Option<IpAddr> {
-    if state.config.security.trust_proxy
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(ip);
-    }
-    peer.map(|p| p.ip())
+/// Admission state shared by the accept loop and the handlers.
+pub struct Admission {
+    /// Per-client request budget.
+    pub rate: RateLimiter,
+    /// Concurrent connections, per client and in all (public listener).
+    pub connections: Arc<ConnLimits>,
+    /// Whose `X-Forwarded-*` headers count.
+    pub trusted: TrustedProxies,
+    /// `limits.max_calls` permits: one taken before a media upgrade is accepted and held for
+    /// the call's life, so concurrent upgrades can never overshoot.
+    pub call_permits: Arc<Semaphore>,
 }
 
-/// (scheme, host) of the public URL Twilio used for this request.
-pub fn public_origin(state: &AppState, headers: &HeaderMap, websocket: bool) -> (String, String) {
-    let sec = &state.config.security;
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let mut scheme = sec.public_scheme.clone();
-    let mut host = header(header::HOST.as_str()).unwrap_or_default();
-    if !state.config.server.public_host.is_empty() {
-        host = state.config.server.public_host.clone();
-    }
-    if sec.trust_proxy {
-        if let Some(proto) = header("x-forwarded-proto") {
-            scheme = proto.split(',').next().unwrap_or("https").trim().to_owned();
-        }
-        if let Some(h) = header("x-forwarded-host") {
-            host = h.split(',').next().unwrap_or_default().trim().to_owned();
+impl Admission {
+    pub fn new(config: &Config) -> Self {
+        let limits = &config.limits;
+        // Checked by Config::validate; an unparsable entry cannot get here.
+        let networks = config.security.trusted_proxy_networks().unwrap_or_default();
+        Self {
+            rate: RateLimiter::new(limits.per_ip_per_minute),
+            connections: ConnLimits::new(limits.max_connections, limits.max_connections_per_ip),
+            trusted: TrustedProxies::new(config.security.trust_proxy, networks),
+            call_permits: Arc::new(Semaphore::new(limits.max_calls)),
         }
     }
-    if websocket {
-        scheme = if scheme == "http" || scheme == "ws" {
-            "ws".into()
-        } else {
-            "wss".into()
-        };
-    }
-    (scheme, host)
 }
 
 /// Is this request signed by Twilio? `true` when validation is off or no token is set.
 pub fn signed(
     state: &AppState,
     headers: &HeaderMap,
+    client: Option<&Client>,
     path_and_query: &str,
     params: &[(String, String)],
     websocket: bool,
@@ -100,8 +111,9 @@ pub fn signed(
     else {
         return false;
     };
-    let (scheme, host) = public_origin(state, headers, websocket);
-    signature::candidate_urls(&scheme, &host, path_and_query)
+    let via_proxy = client.is_some_and(|c| c.via_trusted_proxy);
+    let origin = PublicOrigin::of(&state.config, headers, via_proxy);
+    signature::candidate_urls(origin.scheme(websocket), &origin.host, path_and_query)
         .iter()
         .any(|url| signature::verify(token.expose(), url, params, given))
 }
@@ -122,7 +134,8 @@ pub async fn webhook_signature(
     };
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    if !signed(&state, &parts.headers, path, &params, false) {
+    let client = parts.extensions.get::<Client>();
+    if !signed(&state, &parts.headers, client, path, &params, false) {
         warn!(path, "webhook refused: bad or missing X-Twilio-Signature");
         return refuse(StatusCode::FORBIDDEN, "bad_signature");
     }
@@ -130,80 +143,23 @@ pub async fn webhook_signature(
         .await
 }
 
-/// Middleware: per-IP token bucket over every request (WebSocket upgrades included).
-pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// Middleware over every request (WebSocket upgrades included): resolve the [`Client`] once
+/// (handlers find it in the request's extensions) and charge its token bucket.
+pub async fn rate_limit(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    if let Some(ip) = client_ip(&state, req.headers(), peer)
-        && !state.rate.admit(ip, Instant::now())
-    {
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let client = Client::resolve(&state.admission.trusted, peer, req.headers());
+        req.extensions_mut().insert(client);
+        if !state.admission.rate.admit(client.ip, Instant::now()) {
+            return refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        }
     }
     next.run(req).await
-}
-
-/// Per-IP token buckets: `per_minute` requests a minute, bursts up to the same number.
-pub struct RateLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-/// Buckets kept before idle (full) ones are swept.
-const MAX_TRACKED_IPS: usize = 10_000;
-
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        Self {
-            per_minute,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Take one token for `ip`; false when its bucket is empty. `per_minute = 0`: no limit.
-    pub fn admit(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.per_minute == 0 {
-            return true;
-        }
-        let cap = f64::from(self.per_minute);
-        let rate = cap / 60.0;
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
-        };
-        if buckets.len() > MAX_TRACKED_IPS {
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
-            });
-        }
-        let (tokens, at) = buckets.entry(ip).or_insert((cap, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(cap);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn token_bucket_refills() {
-        let r = RateLimiter::new(60);
-        let ip: IpAddr = "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let t0 = Instant::now();
-        assert!((0..60).all(|_| r.admit(ip, t0)));
-        assert!(!r.admit(ip, t0));
-        assert!(r.admit(ip, t0 + Duration::from_secs(1)));
-        assert!(!r.admit(ip, t0 + Duration::from_secs(1)));
-        let other: IpAddr = IpAddr::from([10, 0, 0, 1]);
-        assert!(r.admit(other, t0));
-        assert!(RateLimiter::new(0).admit(ip, t0));
-    }
 }

@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
 use tracing::info;
 
 use super::AppState;
+use super::client_ip::Client;
+use super::guard::OPEN_CONNECTIONS;
+use super::origin::PublicOrigin;
 use crate::metrics::STATUS_CALLBACKS;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,10 +28,11 @@ pub async fn voice(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    client: Option<Extension<Client>>,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
-    let host = public_host(&state, &headers);
-    let url = format!("wss://{host}/twilio/media");
+    let via_proxy = client.is_some_and(|c| c.via_trusted_proxy);
+    let url = PublicOrigin::of(&state.config, &headers, via_proxy).ws_url("/twilio/media");
     let field = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
     let call_sid = field("CallSid");
     info!(
@@ -115,6 +119,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    ::metrics::gauge!(OPEN_CONNECTIONS).set(state.admission.connections.open() as f64);
     let mut body = state.prometheus.render();
     // procfs reads are tiny but still file I/O: keep them off the async workers.
     let process = tokio::task::spawn_blocking(|| {
@@ -126,17 +131,4 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     .unwrap_or_default();
     body.push_str(&process);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-/// The host Twilio should connect to: configured, else the webhook's own Host header.
-fn public_host(state: &AppState, headers: &HeaderMap) -> String {
-    if !state.config.server.public_host.is_empty() {
-        return state.config.server.public_host.clone();
-    }
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && !h.contains(['/', '"', '<', '>', ' ']))
-        .unwrap_or("localhost")
-        .to_owned()
 }

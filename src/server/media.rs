@@ -9,15 +9,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{debug, error, warn};
 
+use super::client_ip::Client;
 use super::{AppState, guard};
 use crate::call::outbox::Outgoing;
 use crate::call::session::{CallSession, Inbound};
@@ -41,6 +43,7 @@ const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    client: Option<Extension<Client>>,
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -48,12 +51,15 @@ pub async fn upgrade(
         metrics::call_refused("draining");
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    if state.calls.active() >= state.config.limits.max_calls {
+    // The call's place is taken before the upgrade is accepted, and held for its life (it moves
+    // into run_connection): concurrent upgrades can never exceed limits.max_calls.
+    let Ok(permit) = Arc::clone(&state.admission.call_permits).try_acquire_owned() else {
         metrics::call_refused("max_calls");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many calls\n").into_response();
-    }
+    };
     let path = uri.path_and_query().map_or("/twilio/media", |p| p.as_str());
-    if !guard::signed(&state, &headers, path, &[], true) {
+    let client = client.map(|Extension(c)| c);
+    if !guard::signed(&state, &headers, client.as_ref(), path, &[], true) {
         warn!("media stream refused: bad or missing X-Twilio-Signature");
         metrics::call_refused("bad_signature");
         return guard::refuse(StatusCode::FORBIDDEN, "bad_signature");
@@ -66,11 +72,12 @@ pub async fn upgrade(
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
         .on_failed_upgrade(|e| debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| run_connection(socket, state))
+        .on_upgrade(move |socket| run_connection(socket, state, permit))
 }
 
 /// Drive one call from upgrade to close.
-async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
+async fn run_connection(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+    let _permit = permit; // one of limits.max_calls, released when the call ends
     let _guard = state.calls.enter(&state.metrics);
     let limits = &state.config.limits;
     let (sink, stream) = socket.split();

@@ -1,13 +1,19 @@
 //! The HTTP/WebSocket server: router, shared state, start-up and graceful shutdown.
 //!
-//! [`Server::bind`] starts serving on the configured address (port 0 picks a free one) and
-//! returns a handle; [`Server::shutdown`] drains: it stops accepting, waits for active calls up
-//! to `server.drain_timeout_secs`, then closes the rest with 1001. State shared by handlers
-//! lives in one `Arc<AppState>`; per-call state never does.
+//! [`Server::bind`] starts serving on the configured address (port 0 picks a free one) through
+//! our own accept loop ([`listener`]: connection caps and slow-client timeouts) and returns a
+//! handle; [`Server::shutdown`] drains: it stops accepting, waits for active calls up to
+//! `server.drain_timeout_secs`, then closes the rest with 1001. State shared by handlers lives
+//! in one `Arc<AppState>`; per-call state never does.
 
+pub mod client_ip;
+pub mod conn_limit;
 mod guard;
 mod http;
+pub mod listener;
 mod media;
+pub mod origin;
+pub mod rate_limit;
 mod registry;
 
 use std::net::SocketAddr;
@@ -19,12 +25,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use guard::{Admission, OPEN_CONNECTIONS, REFUSAL_REASONS, REQUESTS_REFUSED};
 pub use registry::CallRegistry;
 
 use crate::call::services::CallServices;
@@ -47,8 +53,8 @@ pub struct AppState {
     pub draining: CancellationToken,
     /// Fired when the drain deadline passes: end the calls still active.
     pub force_close: CancellationToken,
-    /// Per-IP request budget.
-    pub rate: guard::RateLimiter,
+    /// Rate limit, connection caps, trusted proxies, call permits.
+    pub admission: Admission,
 }
 
 /// The public router (Twilio-facing), plus the admin routes unless they have their own listener.
@@ -99,10 +105,11 @@ impl Server {
     pub async fn bind_with(config: Config, services: CallServices) -> std::io::Result<Self> {
         let services = Arc::new(services);
         let prometheus = metrics::install();
-        let listener = TcpListener::bind(config.server.listen).await?;
-        let addr = listener.local_addr()?;
+        let public_tcp = listener::bind(config.server.listen)?;
+        let addr = public_tcp.local_addr()?;
         let quality = QualityOutlets::start(&config.quality, &config.alerts);
-        let config_rate = config.limits.per_ip_per_minute;
+        guard::register_reasons();
+        listener::check_fd_limit(config.limits.max_connections);
         let admin_listen = config.security.admin_listen.clone();
         if !config.security.validate_signatures {
             tracing::warn!(
@@ -112,7 +119,6 @@ impl Server {
             tracing::warn!("TWILIO_AUTH_TOKEN not set: Twilio signatures are not checked");
         }
         let state = Arc::new(AppState {
-            config: Arc::new(config),
             services,
             metrics: Metrics::new(),
             prometheus,
@@ -120,28 +126,37 @@ impl Server {
             calls: Arc::new(CallRegistry::default()),
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),
-            rate: guard::RateLimiter::new(config_rate),
+            admission: Admission::new(&config),
+            config: Arc::new(config),
         });
-        let app = router(Arc::clone(&state));
-        let draining = state.draining.clone();
-        let task = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(draining.cancelled_owned())
-                .await
-        });
+        let public = listener::Listener {
+            listener: public_tcp,
+            router: router(Arc::clone(&state)),
+            limits: Arc::clone(&state.admission.connections),
+            trusted: state.admission.trusted.clone(),
+            timeouts: listener::Timeouts::from_config(&state.config.limits),
+            draining: state.draining.clone(),
+        };
+        let task = tokio::spawn(listener::serve(public));
         info!(%addr, "voxbridge listening");
         let admin_addr = match admin_listen.parse::<SocketAddr>() {
             Ok(admin) => {
-                let listener = TcpListener::bind(admin).await?;
-                let admin_addr = listener.local_addr()?;
-                let app = admin_routes().with_state(Arc::clone(&state));
-                let stop = state.draining.clone();
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await;
-                });
+                let admin_tcp = listener::bind(admin)?;
+                let admin_addr = admin_tcp.local_addr()?;
+                let limits = &state.config.limits;
+                // Its own caps: a flood on the public side must not lock out the scraper.
+                let admin = listener::Listener {
+                    listener: admin_tcp,
+                    router: admin_routes().with_state(Arc::clone(&state)),
+                    limits: conn_limit::ConnLimits::new(
+                        limits.max_connections,
+                        limits.max_connections_per_ip,
+                    ),
+                    trusted: state.admission.trusted.clone(),
+                    timeouts: listener::Timeouts::from_config(limits),
+                    draining: state.draining.clone(),
+                };
+                tokio::spawn(listener::serve(admin));
                 info!(addr = %admin_addr, "admin listener (metrics, health)");
                 Some(admin_addr)
             }

@@ -12,6 +12,7 @@ use voxbridge::call::summary::CallSummary;
 use voxbridge::config::Config;
 use voxbridge::server::Server;
 
+#[cfg(feature = "fakes")]
 pub mod stack;
 
 /// The real server with default config, tweaked, listening on a free loopback port.

@@ -71,6 +71,8 @@ struct Limits {
     last_inbound: Instant,
     idle_timeout: Duration,
     max_duration: Duration,
+    /// `start` must arrive this long after the upgrade.
+    start_timeout: Duration,
 }
 
 pub struct CallSession {
@@ -125,6 +127,7 @@ impl CallSession {
                 last_inbound: started,
                 idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
                 max_duration: Duration::from_secs(config.limits.max_call_secs),
+                start_timeout: Duration::from_secs(config.limits.start_timeout_secs),
             },
             codec: MediaStreamsCodec::new(config.limits.max_media_payload_bytes),
             ears: Ears::new(&config.turn),
@@ -192,12 +195,22 @@ impl CallSession {
         self.finish(end).await
     }
 
-    /// Once a second: the live figures; end calls that went quiet or ran too long.
+    /// Once a second: the live figures; end streams that never started, and calls that went
+    /// quiet or ran too long.
     fn check_limits(&mut self) -> Flow {
-        if self.codec.stream_sid().is_some() {
+        let started = self.codec.stream_sid().is_some();
+        if started {
             self.observers.tick(Instant::now());
         }
         let l = &self.limits;
+        if !started && l.started.elapsed() >= l.start_timeout {
+            // Messages other than `start` (or none) keep no stream open past this, whatever
+            // they do to the idle clock.
+            warn!(parent: &self.span, start_timeout_secs = l.start_timeout.as_secs(), "no start: closing the stream");
+            crate::metrics::call_refused("start_timeout");
+            self.outbox.close(1008, "start timeout");
+            return Flow::End(EndReason::StartTimeout);
+        }
         if l.last_inbound.elapsed() >= l.idle_timeout {
             warn!(parent: &self.span, idle_secs = l.idle_timeout.as_secs(), "no media: closing idle stream");
             self.outbox.close(1000, "idle timeout");
