@@ -182,6 +182,7 @@ fn describe() {
         CALL_REPORTS_DROPPED,
         "Per-call reports not written (queue full or I/O error)."
     );
+    crate::store::recordings::describe_metrics();
 }
 
 /// Pre-registered handles used on the per-call and per-frame paths.

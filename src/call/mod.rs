@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod latency;
 pub mod outbox;
 pub mod playout;
+pub mod recorder;
 pub mod services;
 pub mod session;
 pub mod summary;
