@@ -105,8 +105,10 @@ struct Window {
     /// Per block of the ring: has anything been written there?
     touched: Box<[bool]>,
     base: u64,
-    /// End of the latest audio written (either channel).
+    /// End of the latest audio ever written (either channel): the recording's length.
     head: u64,
+    /// Per channel, the end of what is there now (a clear or a shift moves it back).
+    ends: [u64; 2],
 }
 
 impl Window {
@@ -116,6 +118,7 @@ impl Window {
             touched: vec![false; blocks].into_boxed_slice(),
             base: 0,
             head: 0,
+            ends: [0; 2],
         }
     }
 
@@ -138,12 +141,35 @@ impl Window {
             slot[ch] = b;
         }
         let end = pos + data.len() as u64;
+        self.mark(pos, end);
+        self.head = self.head.max(end);
+        self.ends[ch] = self.ends[ch].max(end);
+    }
+
+    /// Note that `[from, to)` holds audio.
+    fn mark(&mut self, from: u64, to: u64) {
         let blocks = self.touched.len() as u64;
         let block = BLOCK_FRAMES as u64;
-        for b in pos / block..=(end - 1) / block {
+        for b in from / block..to.div_ceil(block) {
             self.touched[(b % blocks) as usize] = true;
         }
-        self.head = self.head.max(end);
+    }
+
+    /// Move channel `ch` `delta` frames earlier (audio before the window is lost).
+    fn shift_back(&mut self, ch: usize, delta: u64) {
+        let end = self.ends[ch];
+        if end <= self.base {
+            return;
+        }
+        for pos in self.base + delta..end {
+            let v = self.ring[self.index(pos)][ch];
+            let to = self.index(pos - delta);
+            self.ring[to][ch] = v;
+        }
+        let new_end = end.saturating_sub(delta).max(self.base);
+        self.silence(new_end, end, ch);
+        self.mark(self.base, new_end);
+        self.ends[ch] = new_end;
     }
 
     /// Silence channel `ch` over `[from, to)` (inside the window).
@@ -177,8 +203,6 @@ pub struct Recorder {
     /// Kept in memory behind `now`, and how far ahead of now audio is sent, in frames.
     hold: u64,
     lead: u64,
-    /// End of the audio sent to the caller so far (what a clear may cut).
-    heard_end: u64,
     /// Caller position = anchor + media timestamp (in frames).
     anchor: Option<i64>,
     stats: RecorderStats,
@@ -209,7 +233,6 @@ impl Recorder {
             now: 0,
             hold,
             lead,
-            heard_end: 0,
             anchor: None,
             stats: RecorderStats::default(),
             sent_any: false,
@@ -223,12 +246,18 @@ impl Recorder {
         let ts = timestamp_ms.min(MAX_TIMESTAMP_MS) as i64 * FRAMES_PER_MS as i64;
         let pos = match self.anchor {
             Some(a) if a + ts <= now + FUTURE_SLACK && a + ts + JUMP >= now => a + ts,
-            Some(a) => {
-                // Earlier than the anchor allows: the first frames were late, move the anchor
-                // back. Far off either way: the timestamps jumped.
-                if (a + ts - now).abs() > JUMP {
-                    self.stats.reanchors += 1;
-                }
+            Some(a) if a + ts > now && a + ts - now <= JUMP => {
+                // Earlier than the anchor allows: the frames so far came late. Anchor on this
+                // one and move what is in the window back with it, so the caller's audio stays
+                // exactly where its timestamps put it.
+                let delta = (a + ts - now) as u64;
+                self.window.shift_back(CALLER, delta);
+                self.anchor = Some(now - ts);
+                now
+            }
+            Some(_) => {
+                // Far off either way: the timestamps jumped.
+                self.stats.reanchors += 1;
                 self.anchor = Some(now - ts);
                 now
             }
@@ -246,8 +275,7 @@ impl Recorder {
         let pos = self.pos_of(play_at);
         // Playout sends at most `lead` ahead, so now is at least this.
         self.advance(pos.saturating_sub(self.lead));
-        let end = self.write(pos, HEARD, mulaw);
-        self.heard_end = self.heard_end.max(end);
+        self.write(pos, HEARD, mulaw);
     }
 
     /// A barge-in at `at`: what was sent but would only have played after `at` was never heard.
@@ -255,17 +283,17 @@ impl Recorder {
         let at = self.pos_of(at);
         self.advance(at);
         self.stats.clears += 1;
-        if self.heard_end <= at {
+        let heard_end = self.window.ends[HEARD];
+        if heard_end <= at {
             return;
         }
         if at < self.window.base {
             self.stats.cut_too_late += 1;
         }
         let from = at.max(self.window.base);
-        let to = self.heard_end.max(from);
-        self.window.silence(from, to, HEARD);
-        self.stats.cut_frames += to - from;
-        self.heard_end = from;
+        self.window.silence(from, heard_end, HEARD);
+        self.stats.cut_frames += heard_end - from;
+        self.window.ends[HEARD] = from;
     }
 
     /// The call ended: hand over the rest and close the file. `None` if nothing was recorded.

@@ -6,7 +6,9 @@ use super::writer::{WriterMsg, run_on};
 use super::*;
 use crate::store::recordings::raw::RawReader;
 
-const MS: Duration = Duration::from_millis(1);
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 const FRAME: usize = 160;
 
 struct Rig {
@@ -88,7 +90,7 @@ impl Reply {
             if play_ms > now_ms + 120 {
                 break;
             }
-            rec.played_audio(t0 + play_ms * MS, &reply_chunk(self.sent));
+            rec.played_audio(t0 + ms(play_ms), &reply_chunk(self.sent));
             self.sent += 1;
         }
     }
@@ -107,7 +109,7 @@ fn channels_are_aligned_in_time() {
     for k in 0..100usize {
         let now_ms = 20 * k as u64;
         // Arrival jitters by 0-7 ms; timestamps are exact.
-        let arrived = t0 + (now_ms + 3 + (k as u64 * 7) % 5) * MS;
+        let arrived = t0 + ms(now_ms + 3 + (k as u64 * 7) % 5);
         rec.caller_audio(arrived, now_ms, &caller_frame(k));
         reply.send_due(&mut rec, t0, now_ms);
     }
@@ -137,7 +139,7 @@ fn lost_frames_leave_gaps_where_they_happened() {
     let mut rec = rig.recorder(t0);
     let lost = |k: usize| (10..15).contains(&k) || k == 40;
     for k in (0..100).filter(|&k| !lost(k)) {
-        rec.caller_audio(t0 + (20 * k as u64) * MS, 20 * k as u64, &caller_frame(k));
+        rec.caller_audio(t0 + ms(20 * k as u64), 20 * k as u64, &caller_frame(k));
     }
     let (left, _, _) = rig.finish(rec);
     assert_eq!(left.len(), 100 * FRAME);
@@ -157,7 +159,7 @@ fn late_and_reordered_frames_find_their_place() {
     let t0 = Instant::now();
     let mut rec = rig.recorder(t0);
     for k in 0..150usize {
-        let now = t0 + (20 * k as u64) * MS;
+        let now = t0 + ms(20 * k as u64);
         if k != 20 && k != 50 {
             rec.caller_audio(now, 20 * k as u64, &caller_frame(k));
         }
@@ -194,14 +196,14 @@ fn barge_in_cuts_what_was_never_heard() {
     };
     for k in 0..75usize {
         let now_ms = 20 * k as u64;
-        rec.caller_audio(t0 + now_ms * MS, now_ms, &caller_frame(k));
+        rec.caller_audio(t0 + ms(now_ms), now_ms, &caller_frame(k));
         if now_ms < 700 {
             first.send_due(&mut rec, t0, now_ms);
         }
         if now_ms == 700 {
-            // The caller barges in at 700 ms: audio sent for 700-840 ms never plays.
-            assert_eq!(first.start_ms + 20 * first.sent as u64, 840);
-            rec.cleared(t0 + now_ms * MS);
+            // The caller barges in at 700 ms: audio sent for 700-820 ms never plays.
+            assert_eq!(first.start_ms + 20 * first.sent as u64, 820);
+            rec.cleared(t0 + ms(now_ms));
         }
         if now_ms >= 780 {
             second.send_due(&mut rec, t0, now_ms);
@@ -209,7 +211,7 @@ fn barge_in_cuts_what_was_never_heard() {
     }
     let (left, right, file) = rig.finish(rec);
     assert_eq!(left.len(), 75 * FRAME);
-    assert_eq!((file.stats.clears, file.stats.cut_frames), (1, 140 * 8));
+    assert_eq!((file.stats.clears, file.stats.cut_frames), (1, 120 * 8));
     assert_eq!(file.stats.cut_too_late, 0);
     assert!(silent(&right[..1600]));
     for i in 0..25 {
@@ -224,23 +226,26 @@ fn barge_in_cuts_what_was_never_heard() {
 }
 
 #[test]
-fn late_first_frames_do_not_shift_the_rest() {
+fn late_first_frames_do_not_shift_the_caller() {
     let rig = Rig::new("anchor");
     let t0 = Instant::now();
     let mut rec = rig.recorder(t0);
-    // Frames 0-2 arrive together 40 ms late (the session was busy starting), then on time.
+    // Frames 0-2 arrive together, 40-80 ms late (the session was busy starting), then the
+    // rest on time: every frame must end up where its timestamp says.
     for k in 0..3usize {
-        rec.caller_audio(t0 + 80 * MS, 20 * k as u64, &caller_frame(k));
+        rec.caller_audio(t0 + ms(80), 20 * k as u64, &caller_frame(k));
     }
     for k in 3..60usize {
-        rec.caller_audio(t0 + (20 * k as u64) * MS, 20 * k as u64, &caller_frame(k));
+        rec.caller_audio(t0 + ms(20 * k as u64), 20 * k as u64, &caller_frame(k));
+        if k == 14 {
+            rec.played_audio(t0 + ms(400), &reply_chunk(7));
+        }
     }
-    rec.played_audio(t0 + 400 * MS, &reply_chunk(7));
     let (left, right, file) = rig.finish(rec);
     assert_eq!(file.stats.reanchors, 0);
-    for k in 3..60 {
-        assert_eq!(left[k * FRAME..(k + 1) * FRAME], caller_frame(k), "frame {k}");
-    }
+    let expected: Vec<u8> = (0..60).flat_map(caller_frame).collect();
+    assert_eq!(left, expected);
+    assert!(silent(&right[..3200]));
     assert_eq!(right[3200..3200 + FRAME], reply_chunk(7));
 }
 
@@ -251,13 +256,14 @@ fn jumping_timestamps_are_reanchored_not_written_as_hours_of_silence() {
     let mut rec = rig.recorder(t0);
     for k in 0..100u64 {
         let ts = if k < 50 { 20 * k } else { 36_000_000 + 20 * k };
-        rec.caller_audio(t0 + (20 * k) * MS, ts, &caller_frame(k as usize));
+        rec.caller_audio(t0 + ms(20 * k), ts, &caller_frame(k as usize));
     }
-    // A frame far larger than the window, and one timestamp rewound to zero.
-    rec.caller_audio(t0 + 2000 * MS, 0, &[9u8; 80_000]);
+    // A timestamp rewound to zero, on a 1 s frame (the session's payload cap).
+    rec.caller_audio(t0 + ms(2000), 0, &[9u8; 8000]);
     let (left, _, file) = rig.finish(rec);
     assert_eq!(file.stats.reanchors, 2);
-    assert!(left.len() < 3 * 8000, "{} frames", left.len());
+    assert_eq!(left.len(), 3 * 8000);
+    assert!(left[16_000..].iter().all(|&b| b == 9));
     for k in 0..100 {
         assert_eq!(left[k * FRAME..(k + 1) * FRAME], caller_frame(k), "frame {k}");
     }
@@ -274,7 +280,7 @@ fn a_full_queue_drops_blocks_without_waiting_and_gaps_stay_aligned() {
     let mut rec = Recorder::new(&writer, "CAfull", path.clone(), t0, 120);
     // 2 s of audio: blocks 0-4 fall behind the hold; the fifth finds the queue full.
     for k in 0..100u64 {
-        rec.caller_audio(t0 + (20 * k) * MS, 20 * k, &caller_frame(k as usize));
+        rec.caller_audio(t0 + ms(20 * k), 20 * k, &caller_frame(k as usize));
     }
     assert_eq!(rec.stats().blocks_dropped, 1);
     // The writer catches up; the rest and the close then fit.
@@ -317,4 +323,19 @@ fn nothing_recorded_means_no_file() {
     let rig = Rig::new("empty");
     let rec = rig.recorder(Instant::now());
     assert_eq!(rec.finish(), None);
+}
+
+#[test]
+fn a_frame_longer_than_the_window_keeps_its_tail() {
+    let rig = Rig::new("oversize");
+    let t0 = Instant::now();
+    let mut rec = rig.recorder(t0);
+    let mut frame = vec![9u8; 80_000];
+    frame[79_999] = 10;
+    rec.caller_audio(t0, 0, &frame);
+    let (left, _, file) = rig.finish(rec);
+    assert_eq!(left.len(), 80_000);
+    assert_eq!(left[79_999], 10);
+    assert!(silent(&left[..70_000]));
+    assert_eq!(file.duration, Duration::from_secs(10));
 }
