@@ -30,29 +30,11 @@ use crate::store::recordings::raw::{SAMPLE_RATE, SILENCE};
 use writer::{Target, WriterMsg};
 
 /// Blocks the writer queue had no room for (heard as silence in the recording).
-pub const BLOCKS_DROPPED: &str = "voxbridge_recording_blocks_dropped_total";
-/// Recording file writes that failed (the rest of that recording is lost).
-pub const WRITE_ERRORS: &str = "voxbridge_recording_write_errors_total";
+pub use crate::metrics::RECORDING_BLOCKS_DROPPED as BLOCKS_DROPPED;
 /// Timing anomalies met while recording, by event (fixed set, see [`RecorderStats`]).
-pub const TIMING_EVENTS: &str = "voxbridge_recording_timing_events_total";
-
-/// Describe the recorder's metrics.
-pub fn describe_metrics() {
-    ::metrics::describe_counter!(
-        BLOCKS_DROPPED,
-        "Recording blocks (250 ms) dropped because the writer queue was full; silence instead."
-    );
-    ::metrics::describe_counter!(
-        WRITE_ERRORS,
-        "Recording file writes that failed (that recording stops there)."
-    );
-    ::metrics::describe_counter!(
-        TIMING_EVENTS,
-        "Recording timing events: late_frame (arrived after its place was written), reanchor \
-         (media timestamps jumped), cut_too_late (a clear came after unheard audio was \
-         written), forced_flush (audio too far ahead of the window)."
-    );
-}
+pub use crate::metrics::RECORDING_TIMING_EVENTS as TIMING_EVENTS;
+/// Recording file writes that failed (the rest of that recording is lost).
+pub use crate::metrics::RECORDING_WRITE_ERRORS as WRITE_ERRORS;
 
 /// Frames per block handed to the writer: 250 ms.
 pub const BLOCK_FRAMES: usize = 2_000;

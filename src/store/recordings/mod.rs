@@ -31,22 +31,17 @@ pub use worker::{Compactor, CompactorThread, SWEEP_EVERY};
 
 use crate::config::RecordingConfig;
 
-/// Recordings compacted, by outcome (ok, failed, dropped, deleted).
-pub const RECORDINGS_COMPACTED: &str = "voxbridge_recordings_compacted_total";
-/// Recordings deleted, by reason (retention, request).
-pub const RECORDINGS_DELETED: &str = "voxbridge_recordings_deleted_total";
+pub use crate::metrics::{RECORDINGS_COMPACTED, RECORDINGS_DELETED};
 
-/// Describe this module's metrics (called once by `metrics::install`).
+/// The recording metrics' HELP texts, from the catalogue (`metrics::install` already describes
+/// every catalogue entry; this stays for callers that describe recordings on their own).
 pub fn describe_metrics() {
-    metrics::describe_counter!(
-        RECORDINGS_COMPACTED,
-        "Finished recordings compacted, by outcome (ok, failed, dropped = queue full, deleted)."
-    );
-    metrics::describe_counter!(
-        RECORDINGS_DELETED,
-        "Recordings deleted, by reason (retention, request)."
-    );
-    crate::call::recorder::describe_metrics();
+    use crate::metrics::{CATALOGUE, Kind};
+    for &(name, kind, help) in CATALOGUE {
+        if name.starts_with("voxbridge_recording") && kind == Kind::Counter {
+            metrics::describe_counter!(name, help);
+        }
+    }
 }
 
 /// The suffix of a raw (μ-law, uncompacted) recording.
