@@ -15,6 +15,7 @@
 //! What it must not do: change the call (it only observes), or wait for the writer — a full
 //! writer queue drops the block (counted) and the recording has silence there, still aligned.
 
+mod service;
 mod writer;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use service::{RecordingThreads, Recordings};
 pub use writer::{ClosedRecording, IDLE_CLOSE, RecordingWriter, WriterThread};
 
 use crate::store::recordings::raw::{SAMPLE_RATE, SILENCE};
@@ -276,6 +278,25 @@ impl Recorder {
         self.window.silence(from, heard_end, HEARD);
         self.stats.cut_frames += heard_end - from;
         self.window.ends[HEARD] = from;
+    }
+
+    /// The call ended at `end`: what was sent to play after it was never heard (the call was
+    /// gone), so the caller-heard channel stops there and the recording ends with the later of
+    /// the two channels. Then as [`Recorder::finish`].
+    pub fn finish_at(mut self, end: Instant) -> Option<RecordingFile> {
+        let end = self.pos_of(end);
+        self.advance(end);
+        let heard_end = self.window.ends[HEARD];
+        if heard_end > end {
+            let from = end.max(self.window.base);
+            self.window.silence(from, heard_end, HEARD);
+            self.window.ends[HEARD] = from;
+            // Nothing beyond the later channel was heard or said: the recording ends there
+            // (never before what already went to the writer).
+            let last = self.window.ends[CALLER].max(from).max(self.window.base);
+            self.window.head = self.window.head.min(last);
+        }
+        self.finish()
     }
 
     /// The call ended: hand over the rest and close the file. `None` if nothing was recorded.

@@ -46,6 +46,8 @@ pub(super) enum WriterMsg {
     },
     /// The recording is `frames` long and complete.
     Close { target: Arc<Target>, frames: u64 },
+    /// Everything queued before this has been handled: tell the sender.
+    Flush(SyncSender<()>),
 }
 
 /// A raw recording the writer has finished.
@@ -112,6 +114,28 @@ impl RecordingWriter {
         })
     }
 
+    /// Wait (blocking the calling thread, at most `timeout`) until the writer has handled
+    /// every message queued before this call, so the files of calls that ended are complete.
+    /// False if that did not happen in time. Never call it from an async runtime's thread.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (done_tx, done_rx) = sync_channel(1);
+        let mut msg = WriterMsg::Flush(done_tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    msg = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+        done_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+    }
+
     /// Queue a message without waiting; false (and counted) if there was no room.
     pub(super) fn send(&self, msg: WriterMsg) -> bool {
         match self.tx.try_send(msg) {
@@ -155,6 +179,9 @@ pub(super) fn run_on(rx: Receiver<WriterMsg>, mut on_closed: impl FnMut(ClosedRe
                     pad_to(&mut open, frames);
                     finish(open, true, &mut on_closed);
                 }
+            }
+            Ok(WriterMsg::Flush(done)) => {
+                let _ = done.try_send(());
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {

@@ -184,6 +184,12 @@ impl RecordingStore {
             .join(format!("{call_sid}{RAW_SUFFIX}")))
     }
 
+    /// The file the raw recording `raw` becomes once compacted (`….ogg` or `….wav`, by this
+    /// store's format; no I/O).
+    pub fn compacted_path(&self, raw: &Path) -> Result<PathBuf, RecordingError> {
+        Ok(with_suffix(&recording_stem(raw)?, self.format.extension()))
+    }
+
     /// `DIR/YYYY/MM/DD` of the UTC day of `at`.
     pub fn day_dir(&self, at: SystemTime) -> PathBuf {
         let days = at
