@@ -434,7 +434,10 @@ impl Config {
             return invalid("limits.max_calls", "must allow at least one call");
         }
         if self.recording.enabled && self.recording.dir.trim().is_empty() {
-            return invalid("recording.dir", "must name a directory when recording is enabled");
+            return invalid(
+                "recording.dir",
+                "must name a directory when recording is enabled",
+            );
         }
         if self.recording.writer_queue == 0 || self.recording.compact_queue == 0 {
             return invalid("recording.writer_queue", "queues must hold at least 1 item");

@@ -136,3 +136,97 @@ impl RecordingTap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::call::context::{CallContext, Direction, EngineKind};
+    use crate::call::events::AudioFrame;
+    use crate::config::Config;
+
+    fn context(call_sid: &str) -> CallContext {
+        CallContext {
+            call_sid: call_sid.into(),
+            stream_sid: "MZ1".into(),
+            direction: Direction::Inbound,
+            from: String::new(),
+            to: String::new(),
+            profile: "default".into(),
+            engine: EngineKind::Echo,
+            parameters: BTreeMap::new(),
+            started_at: SystemTime::now(),
+        }
+    }
+
+    fn frame(at: Instant, timestamp_ms: u64, mulaw: &[u8]) -> AudioFrame<'_> {
+        AudioFrame {
+            at,
+            chunk: timestamp_ms / 20 + 1,
+            timestamp_ms,
+            mulaw,
+            pcm: &[],
+            payload_b64: "",
+            level_dbfs: -20.0,
+            voiced: true,
+            playing: false,
+        }
+    }
+
+    #[test]
+    fn location_is_known_from_the_start_and_dropped_when_nothing_was_recorded() {
+        let dir = std::env::temp_dir().join(format!("voxbridge-tap-{}", std::process::id()));
+        let mut config = Config::default();
+        config.recording.dir = dir.to_string_lossy().into_owned();
+        let (recordings, threads) = Recordings::start(&config).expect("recordings start");
+        let store = recordings.store.clone();
+        let t0 = Instant::now();
+
+        // Recording off: nothing, ever.
+        let mut off = RecordingTap::new(None, t0, Span::none());
+        off.on_event(&CallEvent::Started(&context("CAoff")));
+        assert_eq!(off.location(), None);
+
+        // A call that sent no audio (a refused stream token): no file, no location.
+        let mut silent = RecordingTap::new(Some(recordings.clone()), t0, Span::none());
+        silent.on_event(&CallEvent::Started(&context("CAsilent")));
+        assert!(silent.location().is_some());
+        silent.finish(Duration::from_millis(100));
+        assert_eq!(silent.location(), None);
+
+        // A call sid that cannot name a file is not recorded (counted, logged).
+        let mut bad = RecordingTap::new(Some(recordings.clone()), t0, Span::none());
+        bad.on_event(&CallEvent::Started(&context("../../etc")));
+        assert_eq!(bad.location(), None);
+
+        let mut tap = RecordingTap::new(Some(recordings), t0, Span::none());
+        let ctx = context("CAtap");
+        tap.on_event(&CallEvent::Started(&ctx));
+        let loc = tap.location().cloned().expect("location");
+        let day = store.day_dir(ctx.started_at);
+        let ext = store.format().extension();
+        assert_eq!(loc.location, day.join(format!("CAtap.{ext}")));
+        assert_eq!(loc.location, store.dir().join(&loc.relative));
+        assert_eq!(loc.relative.components().count(), 4, "{:?}", loc.relative);
+        assert_eq!(loc.content_type(), store.format().content_type());
+        let voice = [0x20u8; 160];
+        for k in 0..50u64 {
+            let at = t0 + Duration::from_millis(20 * k);
+            tap.on_event(&CallEvent::AudioIn(&frame(at, 20 * k, &voice)));
+            tap.on_event(&CallEvent::AudioSent {
+                mulaw: &voice,
+                play_at: at + Duration::from_millis(100),
+            });
+        }
+        tap.finish(Duration::from_millis(1000));
+        assert_eq!(tap.location(), Some(&loc));
+        threads.stop(Duration::from_secs(5));
+        // The writer completed the raw file (the compactor may or may not have run yet).
+        let found = store.resolve(&loc.location).unwrap().expect("recorded");
+        let min = if found.compacted { 100 } else { 16_000 };
+        assert!(found.bytes > min, "{found:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use audiopus::coder::Encoder;
-use audiopus::{Application, Bitrate, Channels, SampleRate};
+use audiopus::{Application, Bitrate, Channels, SampleRate, Signal};
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
 use super::RecordingError;
@@ -40,10 +40,14 @@ pub(super) fn write_ogg_opus<W: Write>(
         source,
     };
     let mut encoder =
-        Encoder::new(SampleRate::Hz8000, Channels::Stereo, Application::Audio).map_err(enc_err)?;
+        Encoder::new(SampleRate::Hz8000, Channels::Stereo, Application::Voip).map_err(enc_err)?;
     encoder
         .set_bitrate(Bitrate::BitsPerSecond(BITRATE))
         .map_err(enc_err)?;
+    // Telephone speech: SILK (linear prediction) keeps the waveform, so a recording can be
+    // compared with what was said; left to itself the encoder sometimes picks CELT, which
+    // keeps band energies but not the waveform.
+    encoder.set_signal(Signal::Voice).map_err(enc_err)?;
     let lookahead = u64::from(encoder.lookahead().map_err(enc_err)?);
     let pre_skip = lookahead * GRANULE_PER_FRAME;
     let serial = serial_of(path);
@@ -129,7 +133,10 @@ fn opus_tags() -> Vec<u8> {
 
 /// A stream serial number derived from the file name (FNV-1a), stable for a given call.
 fn serial_of(path: &Path) -> u32 {
-    let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or(b"");
+    let name = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .unwrap_or(b"");
     name.iter().fold(0x811c_9dc5u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })
