@@ -37,6 +37,16 @@ pub struct RecordingThreads {
 }
 
 impl Recordings {
+    /// A service over threads started elsewhere (benches, embedding): recorders made from it
+    /// write through `writer` into `store`'s directory, for a playout `lead_ms` ahead.
+    pub fn new(store: RecordingStore, writer: RecordingWriter, lead_ms: u32) -> Self {
+        Self {
+            store,
+            writer,
+            lead_ms,
+        }
+    }
+
     /// A recorder for the call `call_sid` that started at `started_at` (the day directory),
     /// with position 0 at `origin`; and the raw file it writes. Fails only for a call sid that
     /// cannot name a file.
