@@ -10,12 +10,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "opus")]
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+#[cfg(feature = "opus")]
 use voxbridge::audio::resample::resample_all;
 use voxbridge::call::recorder::{ClosedRecording, Recorder, RecordingWriter};
-use voxbridge::store::recordings::{Compactor, Format, RecordingStore, compact};
+#[cfg(feature = "opus")]
+use voxbridge::store::recordings::Compactor;
+use voxbridge::store::recordings::{Format, RecordingStore, compact};
 
 /// The reply starts playing this long after the caller starts speaking.
 const OFFSET_MS: u64 = 700;
@@ -147,6 +151,7 @@ fn wav_compaction_keeps_both_channels_aligned() {
 }
 
 /// `opusdec`, or why there is none (failing under `VOXBRIDGE_REQUIRE_TOOLS=1`).
+#[cfg(feature = "opus")]
 fn opusdec_available() -> bool {
     match std::process::Command::new("opusdec")
         .arg("--version")

@@ -171,7 +171,7 @@ impl RecordingStore {
                 retention_days = self.retention_days,
                 "recordings: this build has no Opus encoder (cargo feature `opus` is off; it \
                  needs libopus: apt-get install libopus-dev pkg-config), so recordings are \
-                 compacted to 16-bit stereo WAV (audio/wav), about 4x larger"
+                 compacted to 16-bit stereo WAV (audio/wav), about 8x larger than Ogg/Opus"
             ),
         });
     }
