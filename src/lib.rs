@@ -20,6 +20,7 @@ pub mod provider;
 pub mod quality;
 pub mod server;
 pub mod sim;
+pub mod store;
 pub mod stt;
 pub mod tts;
 pub mod twilio;

@@ -52,6 +52,12 @@ pub const REALTIME_CONNECT_SECONDS: &str = "voxbridge_realtime_connect_seconds";
 pub const REALTIME_PRECONNECTS: &str = "voxbridge_realtime_preconnects_total";
 pub const REALTIME_PRECONNECT_PENDING: &str = "voxbridge_realtime_preconnect_pending";
 pub const OPEN_CONNECTIONS: &str = "voxbridge_open_connections";
+pub const RECORDING_BLOCKS_DROPPED: &str = "voxbridge_recording_blocks_dropped_total";
+pub const RECORDING_WRITE_ERRORS: &str = "voxbridge_recording_write_errors_total";
+pub const RECORDING_TIMING_EVENTS: &str = "voxbridge_recording_timing_events_total";
+pub const RECORDINGS_COMPACTED: &str = "voxbridge_recordings_compacted_total";
+pub const RECORDINGS_DELETED: &str = "voxbridge_recordings_deleted_total";
+pub const RECORDINGS_SKIPPED: &str = "voxbridge_recordings_skipped_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +241,36 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         REALTIME_PRECONNECT_PENDING,
         Kind::Gauge,
         "Realtime sessions opened at the webhook and not yet claimed by their media stream.",
+    ),
+    (
+        RECORDING_BLOCKS_DROPPED,
+        Kind::Counter,
+        "Recording blocks (250 ms) dropped because the writer queue was full; silence instead, still aligned.",
+    ),
+    (
+        RECORDING_WRITE_ERRORS,
+        Kind::Counter,
+        "Recording file writes that failed (that recording stops there).",
+    ),
+    (
+        RECORDING_TIMING_EVENTS,
+        Kind::Counter,
+        "Recording timing events: late_frame (arrived after its place was written), reanchor (media timestamps jumped), cut_too_late (a clear came after unheard audio was written), forced_flush (audio too far ahead of the window).",
+    ),
+    (
+        RECORDINGS_COMPACTED,
+        Kind::Counter,
+        "Finished recordings compacted, by outcome (ok, failed, dropped = queue full, deleted).",
+    ),
+    (
+        RECORDINGS_DELETED,
+        Kind::Counter,
+        "Recordings deleted, by reason (retention, request).",
+    ),
+    (
+        RECORDINGS_SKIPPED,
+        Kind::Counter,
+        "Calls not recorded although recording is on, by reason (bad_call_sid).",
     ),
 ];
 

@@ -63,6 +63,8 @@ pub struct CallServices {
     pub stream_token_secret: Option<Secret>,
     /// Realtime sockets opened when the webhook answers (with a realtime profile).
     pub preconnect: Option<Preconnect>,
+    /// Call recording (started with the server; `None`: calls are not recorded).
+    pub recordings: Option<crate::call::recorder::Recordings>,
 }
 
 impl AgentServices {
@@ -93,6 +95,7 @@ impl CallServices {
             auth_token: None,
             stream_token_secret: None,
             preconnect: None,
+            recordings: None,
         }
     }
 }
@@ -180,6 +183,8 @@ impl CallServices {
             twilio,
             auth_token,
             stream_token_secret,
+            // Started with the server (`Server::bind_with`), which owns its threads.
+            recordings: None,
         })
     }
 }

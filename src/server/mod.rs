@@ -33,11 +33,25 @@ use tracing::{info, warn};
 pub use guard::{Admission, OPEN_CONNECTIONS, REFUSAL_REASONS, REQUESTS_REFUSED};
 pub use registry::CallRegistry;
 
+use crate::call::recorder::{RecordingThreads, Recordings};
 use crate::call::services::CallServices;
 use crate::call::summary::CallSummary;
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::quality::notify::QualityOutlets;
+
+/// How long shutdown waits for the recording writer to complete the last files.
+const RECORDINGS_FLUSH: Duration = Duration::from_secs(5);
+
+/// Start call recording as `config.recording` asks, unless the caller brought its own.
+fn start_recordings(config: &Config, services: &mut CallServices) -> Option<RecordingThreads> {
+    if services.recordings.is_some() {
+        return None;
+    }
+    let (recordings, threads) = Recordings::start(config)?;
+    services.recordings = Some(recordings);
+    Some(threads)
+}
 
 /// What every handler can see.
 pub struct AppState {
@@ -93,6 +107,7 @@ pub struct Server {
     admin_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     task: JoinHandle<std::io::Result<()>>,
+    recording_threads: Option<RecordingThreads>,
 }
 
 impl Server {
@@ -102,7 +117,8 @@ impl Server {
     }
 
     /// Like [`Server::bind`], with the providers to use.
-    pub async fn bind_with(config: Config, services: CallServices) -> std::io::Result<Self> {
+    pub async fn bind_with(config: Config, mut services: CallServices) -> std::io::Result<Self> {
+        let recording_threads = start_recordings(&config, &mut services);
         let services = Arc::new(services);
         let prometheus = metrics::install();
         let public_tcp = listener::bind(config.server.listen)?;
@@ -167,6 +183,7 @@ impl Server {
             admin_addr,
             state,
             task,
+            recording_threads,
         })
     }
 
@@ -213,6 +230,11 @@ impl Server {
             self.state.force_close.cancel();
             // Sessions end promptly once told; bound the wait anyway.
             let _ = tokio::time::timeout(Duration::from_secs(10), self.state.calls.idle()).await;
+        }
+        if let Some(threads) = self.recording_threads {
+            // Completes the files of the calls that ended (bounded), off the async threads.
+            let stop = tokio::task::spawn_blocking(move || threads.stop(RECORDINGS_FLUSH));
+            let _ = stop.await;
         }
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Err(e))) => warn!(error = %e, "server error during shutdown"),

@@ -18,8 +18,17 @@ pub mod stack;
 /// The real server with default config, tweaked, listening on a free loopback port.
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::from_toml_str("[server]\nlisten = \"127.0.0.1:0\"").expect("config");
+    config.recording.dir = recordings_dir();
     tweak(&mut config);
     Server::bind(config).await.expect("bind")
+}
+
+/// Where this test process's servers keep recordings (not the working tree's `data/`).
+pub fn recordings_dir() -> String {
+    std::env::temp_dir()
+        .join(format!("voxbridge-test-recordings-{}", std::process::id()))
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {

@@ -85,6 +85,7 @@ pub async fn stack(tweak: impl FnOnce(&mut Config)) -> Stack {
     config.twilio.api_base_url = twilio_server.http_url();
     // The simulated Twilio does not sign its requests.
     config.security.validate_signatures = false;
+    config.recording.dir = super::recordings_dir();
     tweak(&mut config);
     let services = CallServices::from_config(&config, keys)
         .await

@@ -6,6 +6,7 @@
 
 pub mod metrics;
 pub mod quality;
+pub mod recording;
 
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use crate::call::summary::{CallSummary, EndReason};
 use crate::quality::notify::QualityOutlets;
 pub use metrics::MetricsTap;
 pub use quality::QualityWatch;
+pub use recording::{RecordingRef, RecordingTap};
 
 /// Every observer of one call.
 pub struct Observers {
@@ -24,6 +26,7 @@ pub struct Observers {
     pub summary: CallSummary,
     pub live: LiveTap,
     metrics: MetricsTap,
+    recording: RecordingTap,
     /// Protocol error reasons already logged on this call (a bit per reason).
     logged_reasons: u32,
     outlets: QualityOutlets,
@@ -49,13 +52,31 @@ impl Observers {
             summary: CallSummary::new(std::time::SystemTime::now(), started),
             live: LiveTap::new(started),
             metrics: MetricsTap::new(metrics),
+            recording: RecordingTap::new(None, started, span.clone()),
             logged_reasons: 0,
             outlets,
             span,
         }
     }
 
+    /// Record the call with `recordings` (the server's recording service; `None`: off).
+    pub fn with_recordings(
+        mut self,
+        recordings: Option<crate::call::recorder::Recordings>,
+        started: Instant,
+    ) -> Self {
+        self.recording = RecordingTap::new(recordings, started, self.span.clone());
+        self
+    }
+
+    /// Where this call's recording is: from the stream's start on, `None` when the call is not
+    /// recorded, and after the end (`Ended`, [`Observers::finish`]) `None` if nothing was.
+    pub fn recording_location(&self) -> Option<RecordingRef> {
+        self.recording.location().cloned()
+    }
+
     pub fn emit(&mut self, event: CallEvent<'_>) {
+        self.recording.on_event(&event);
         self.metrics.on_event(&event);
         self.summary.on_event(&event);
         self.quality.on_event(&event);
@@ -79,6 +100,8 @@ impl Observers {
 
     /// The call ended: judge its quality and publish its report (log line and report file).
     pub fn finish(mut self, end: EndReason, duration_ms: u64) -> CallSummary {
+        self.recording
+            .finish(std::time::Duration::from_millis(duration_ms));
         self.emit(CallEvent::Ended(end));
         self.summary.duration_ms = duration_ms;
         let (report, raised) = self.quality.finish(&self.summary.response_latencies_ms);

@@ -136,7 +136,8 @@ impl CallSession {
             responses: Responses::default(),
             engine: None,
             control: None,
-            observers: Observers::new(&config, metrics, outlets, started, span.clone()),
+            observers: Observers::new(&config, metrics, outlets, started, span.clone())
+                .with_recordings(services.recordings.clone(), started),
             span,
             config,
             services,
