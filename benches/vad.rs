@@ -17,7 +17,11 @@ fn clip(name: &str) -> Vec<[i16; FRAME_SAMPLES]> {
 
 fn detectors(c: &mut Criterion) {
     let cfg = Config::default();
-    for name in ["turn-white-10db.wav", "turn-car-20db.wav", "turn-coughs-10db.wav"] {
+    for name in [
+        "turn-white-10db.wav",
+        "turn-car-20db.wav",
+        "turn-coughs-10db.wav",
+    ] {
         let frames = clip(name);
         let mut adaptive = AdaptiveVad::new((&cfg.vad).into());
         let mut i = 0;

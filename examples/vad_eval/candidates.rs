@@ -47,6 +47,7 @@ impl SpeechDetector for WebRtc {
         VadFrame {
             probability: f32::from(u8::from(speech)),
             speech,
+            voiced: speech,
             level_dbfs,
         }
     }
@@ -124,6 +125,7 @@ impl SpeechDetector for Earshot {
         VadFrame {
             probability,
             speech: probability >= self.threshold,
+            voiced: probability >= self.threshold,
             level_dbfs,
         }
     }
@@ -163,6 +165,7 @@ impl SpeechDetector for AdaptiveAndEarshot {
         VadFrame {
             probability: a.probability.min(e.probability),
             speech: a.speech && e.speech,
+            voiced: a.voiced && e.speech,
             level_dbfs: a.level_dbfs,
         }
     }

@@ -12,7 +12,7 @@ mod candidates;
 use std::collections::BTreeMap;
 
 use voxbridge::audio::vad::eval::score::{
-    BargeScore, TurnScore, run, score_barge_clip, score_turn_clip,
+    BargeScore, TurnScore, run, score_barge_clip, score_turn_clip, thread_cpu_ns,
 };
 use voxbridge::audio::vad::eval::{fixtures_dir, load_frames, load_manifest};
 use voxbridge::audio::vad::gate::GateConfig;
@@ -68,20 +68,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let mut t = Totals::default();
-        for (clip, frames) in manifest.turn_clips.iter().zip(&turn_audio) {
-            let (verdicts, nanos) = run(det.as_mut(), frames);
-            t.nanos += nanos;
-            t.frames += frames.len() as u64;
-            let s = score_turn_clip(clip, &verdicts, gate, legacy);
+        // Cost: the CPU time of all pushes, in one span (the counter is tick-granular).
+        let cpu = thread_cpu_ns();
+        let turn_verdicts: Vec<_> = turn_audio.iter().map(|f| run(det.as_mut(), f)).collect();
+        let barge_verdicts: Vec<_> = barge_audio.iter().map(|f| run(det.as_mut(), f)).collect();
+        t.nanos = match (cpu, thread_cpu_ns()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => turn_verdicts
+                .iter()
+                .chain(&barge_verdicts)
+                .map(|(_, n)| n)
+                .sum(),
+        };
+        for (clip, (verdicts, _)) in manifest.turn_clips.iter().zip(&turn_verdicts) {
+            t.frames += verdicts.len() as u64;
+            let s = score_turn_clip(clip, verdicts, gate, legacy);
             t.turns.add(&s);
             t.by_clip.push((clip.noise.clone(), clip.snr_db, s));
         }
-        for (clip, frames) in manifest.barge_in_clips.iter().zip(&barge_audio) {
-            let (verdicts, nanos) = run(det.as_mut(), frames);
-            t.nanos += nanos;
-            t.frames += frames.len() as u64;
-            let l = score_barge_clip(clip, &verdicts, &agent, legacy);
-            let g = score_barge_clip(clip, &verdicts, &agent, gate);
+        for (clip, (verdicts, _)) in manifest.barge_in_clips.iter().zip(&barge_verdicts) {
+            t.frames += verdicts.len() as u64;
+            let verdicts = verdicts.as_slice();
+            let l = score_barge_clip(clip, verdicts, &agent, legacy);
+            let g = score_barge_clip(clip, verdicts, &agent, gate);
             t.barge.push((clip.file.clone(), l, g));
         }
         results.push((det.name(), t));
@@ -95,10 +104,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, t) in &results {
         let s = &t.turns;
         let (nl, ng) = s.false_barge_ins_per_min();
-        let agent_min: f64 = t.barge.iter().map(|(_, l, _)| l.agent_ms as f64).sum::<f64>() / 60e3;
+        let agent_min: f64 = t
+            .barge
+            .iter()
+            .map(|(_, l, _)| l.agent_ms as f64)
+            .sum::<f64>()
+            / 60e3;
         let fl: u32 = t.barge.iter().map(|(_, l, _)| l.false_total()).sum();
         let fg: u32 = t.barge.iter().map(|(_, _, g)| g.false_total()).sum();
-        let caught: Vec<u32> = t.barge.iter().filter_map(|(_, _, g)| g.interruption_ms).collect();
+        let caught: Vec<u32> = t
+            .barge
+            .iter()
+            .filter_map(|(_, _, g)| g.interruption_ms)
+            .collect();
         let delay = caught.iter().sum::<u32>() as f64 / caught.len().max(1) as f64;
         println!(
             "| {name} | {:.1} | {:.1} | {} | {} / {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {}/{}, {:.0} ms | {:.0} |",
@@ -131,7 +149,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows: BTreeMap<(String, i32), Vec<(&str, &TurnScore)>> = BTreeMap::new();
     for (name, t) in &results {
         for (noise, snr, s) in &t.by_clip {
-            rows.entry((noise.clone(), -snr)).or_default().push((name, s));
+            rows.entry((noise.clone(), -snr))
+                .or_default()
+                .push((name, s));
         }
     }
     for ((noise, neg_snr), list) in &rows {
@@ -154,9 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\n## Barge-in clips (agent speaking; echo 18 dB down, 160 ms late)\n");
-    println!(
-        "| clip | detector | rule | false barge-ins (blamed on) | interruption cut after |"
-    );
+    println!("| clip | detector | rule | false barge-ins (blamed on) | interruption cut after |");
     println!("|---|---|---|---|---|");
     for (name, t) in &results {
         for (file, l, g) in &t.barge {

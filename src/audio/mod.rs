@@ -8,7 +8,7 @@
 //! - [`mulaw`]: table-driven G.711 μ-law encode/decode.
 //! - [`resample`]: a stateful, delay-compensated mono resampler for one stream.
 //! - [`wav`]: reading and writing WAV files (fixtures, recordings, prompts).
-- [`vad`]: the caller's speech detector, its noise floor, and the barge-in/turn gate.
+//! - [`vad`]: the caller's speech detector, its noise floor, and the barge-in/turn gate.
 //!
 //! What this module must not do:
 //! - no I/O anywhere except in [`wav`] (and [`vad::eval`], which reads the evaluation set);

@@ -10,10 +10,12 @@
 //!    `vad.voicing`) and continues while frames stay within `HOLD_DB` of that threshold and
 //!    voicing was seen in the last `VOICING_HOLD_FRAMES` (unvoiced consonants between vowels).
 //!
+//! Once the caller has spoken, an onset must also be within 20 dB of their voiced level, so
+//! quiet voices far behind them (babble) do not start speech.
 //! Steady noise (white, pink, car) sits on the floor; clicks and coughs rise above it but are
 //! not periodic; what is left is mostly other people's voices (babble), which are speech.
-//! The detector must not hang over: the decision ends with the speech and the timing of
-//! turns (end-of-turn silence, barge-in) is [`super::gate`]'s.
+//! The decision hangs over by only 80 ms (fading word endings); the timing of turns
+//! (end-of-turn silence, barge-in) is [`super::gate`]'s.
 
 use super::features::Voicing;
 use super::noise_floor::MinimumStatistics;
@@ -23,6 +25,19 @@ use super::{SpeechDetector, VadFrame, frame_dbfs};
 const HOLD_DB: f32 = 3.0;
 /// Unvoiced frames kept in a speech run after the last voiced one (160 ms).
 const VOICING_HOLD_FRAMES: u32 = 8;
+/// Frames still called speech after a run fails (80 ms): word endings fade under the noise
+/// before they end, and losing them would add to a pause and end a turn early.
+const HANGOVER_FRAMES: u32 = 5;
+
+/// Once the caller has spoken, a new onset must be within this many dB of their voiced level:
+/// quiet voices far behind the caller (babble, a television) are not the caller.
+const TALKER_RANGE_DB: f32 = 20.0;
+/// How the caller's voiced level follows louder (fast) and quieter (slow) frames, and how it
+/// drifts down while they are silent (dB per frame: 0.5 dB/s), so a caller who moves away from
+/// the phone is not locked out.
+const TALKER_ATTACK: f32 = 0.1;
+const TALKER_RELEASE: f32 = 0.02;
+const TALKER_DRIFT_DB: f32 = 0.01;
 
 /// Thresholds of [`AdaptiveVad`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,8 +53,8 @@ pub struct AdaptiveConfig {
 impl Default for AdaptiveConfig {
     fn default() -> Self {
         Self {
-            snr_db: 6.0,
-            voicing: 0.55,
+            snr_db: 8.0,
+            voicing: 0.65,
             min_speech_dbfs: -60.0,
         }
     }
@@ -62,8 +77,11 @@ pub struct AdaptiveVad {
     floor: MinimumStatistics,
     voicing: Voicing,
     speaking: bool,
+    hangover: u32,
     since_voiced: u32,
     last_periodicity: f32,
+    /// The caller's typical voiced level (dBFS), once heard.
+    talker_dbfs: Option<f32>,
 }
 
 impl AdaptiveVad {
@@ -73,9 +91,32 @@ impl AdaptiveVad {
             floor: MinimumStatistics::new(),
             voicing: Voicing::new(),
             speaking: false,
+            hangover: 0,
             since_voiced: u32::MAX,
             last_periodicity: 0.0,
+            talker_dbfs: None,
         }
+    }
+
+    /// The caller's voiced level as tracked so far (dBFS).
+    pub fn talker_dbfs(&self) -> Option<f32> {
+        self.talker_dbfs
+    }
+
+    fn track_talker(&mut self, level_dbfs: f32, voiced_speech: bool) {
+        self.talker_dbfs = match (self.talker_dbfs, voiced_speech) {
+            (None, true) => Some(level_dbfs),
+            (Some(t), true) => {
+                let k = if level_dbfs > t {
+                    TALKER_ATTACK
+                } else {
+                    TALKER_RELEASE
+                };
+                Some(t + k * (level_dbfs - t))
+            }
+            (Some(t), false) => Some(t - TALKER_DRIFT_DB),
+            (None, false) => None,
+        };
     }
 
     /// Periodicity of the last frame that passed the gate (0 for gated-out frames).
@@ -119,21 +160,32 @@ impl SpeechDetector for AdaptiveVad {
             self.since_voiced.saturating_add(1)
         };
         let loud = audible && snr >= self.cfg.snr_db;
+        let in_range = self
+            .talker_dbfs
+            .is_none_or(|t| level_dbfs >= t - TALKER_RANGE_DB);
         self.speaking = if self.speaking {
             near && self.since_voiced <= VOICING_HOLD_FRAMES
         } else {
-            loud && voiced
+            loud && voiced && in_range
         };
+        self.track_talker(level_dbfs, self.speaking && voiced && loud);
+        if self.speaking {
+            self.hangover = HANGOVER_FRAMES;
+        } else {
+            self.hangover = self.hangover.saturating_sub(1);
+        }
+        let speech = self.speaking || self.hangover > 0;
         let voicing_score = if self.since_voiced <= VOICING_HOLD_FRAMES {
             1.0
         } else {
             periodicity / self.cfg.voicing.max(1e-3)
         };
-        let probability = (logistic(snr - self.cfg.snr_db) * voicing_score.min(1.0))
-            .clamp(0.0, 1.0);
+        let probability =
+            (logistic(snr - self.cfg.snr_db) * voicing_score.min(1.0)).clamp(0.0, 1.0);
         VadFrame {
             probability: if near { probability } else { 0.0 },
-            speech: self.speaking,
+            speech,
+            voiced: speech && voiced,
             level_dbfs,
         }
     }

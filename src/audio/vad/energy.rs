@@ -36,6 +36,7 @@ impl SpeechDetector for FixedEnergy {
         VadFrame {
             probability: if speech { 1.0 } else { 0.0 },
             speech,
+            voiced: speech,
             level_dbfs,
         }
     }

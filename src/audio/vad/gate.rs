@@ -11,7 +11,7 @@
 //!   ([`GateEvent::TurnEnded`]); a shorter pause does not end it; a turn with less than
 //!   `min_utterance_ms` of speech is [`GateEvent::Discarded`].
 //! - With the agent busy (playing or generating), caller speech is a *contest*: after
-//!   `barge_in_ms` of speech the reply may be held ([`GateEvent::Hold`], optional to act on);
+//!   `barge_in_ms` of voiced speech the reply may be held ([`GateEvent::Hold`], optional to act on);
 //!   it is cut ([`GateEvent::BargeIn`]) when the run has outlasted `backchannel_ms` with at least
 //!   `barge_in_ms` of speech in it, or at once when the STT recognises words that are not a
 //!   backchannel. A run that stops first (a cough, a click, "uh-huh", "yeah") is dropped
@@ -26,11 +26,11 @@ use super::{FRAME_MS, VadFrame};
 /// Outbound frames remembered as the echo reference (500 ms: the echo's delay and tail).
 pub const ECHO_WINDOW_FRAMES: usize = 25;
 /// Silence that ends a contested run of caller speech.
-pub const RUN_GAP_MS: u32 = 160;
+pub const RUN_GAP_MS: u32 = 320;
 /// Words that acknowledge rather than interrupt.
 const BACKCHANNELS: &[&str] = &[
-    "uh-huh", "uh", "huh", "mm-hmm", "mhm", "mm", "hmm", "um", "yeah", "yep", "yes", "ok",
-    "okay", "right", "sure", "ah", "oh", "aha",
+    "uh-huh", "uh", "huh", "mm-hmm", "mhm", "mm", "hmm", "um", "yeah", "yep", "yes", "ok", "okay",
+    "right", "sure", "ah", "oh", "aha",
 ];
 
 /// Timing and level rules of the gate.
@@ -49,7 +49,11 @@ pub struct GateConfig {
 }
 
 impl GateConfig {
-    pub fn new(turn: &crate::config::TurnConfig, vad: &crate::config::VadConfig, stt: bool) -> Self {
+    pub fn new(
+        turn: &crate::config::TurnConfig,
+        vad: &crate::config::VadConfig,
+        stt: bool,
+    ) -> Self {
         Self {
             speech_start_ms: turn.speech_start_ms,
             end_of_turn_ms: turn.end_of_turn_ms,
@@ -213,6 +217,7 @@ impl BargeInGate {
         self.echo[self.echo_next] = out;
         self.echo_next = (self.echo_next + 1) % ECHO_WINDOW_FRAMES;
         let speech = frame.speech && !self.is_echo(frame.level_dbfs);
+        let voiced = speech && frame.voiced;
         let busy = agent != Agent::Idle;
         let mut events = Events::default();
         if let Some(deadline) = self.false_deadline
@@ -221,13 +226,13 @@ impl BargeInGate {
             self.false_deadline = None;
             events.push(GateEvent::FalseBargeIn);
         }
-        if let Some(e) = self.step(now, speech, busy) {
+        if let Some(e) = self.step(now, speech, voiced, busy) {
             events.push(e);
         }
         events
     }
 
-    fn step(&mut self, now: Instant, speech: bool, busy: bool) -> Option<GateEvent> {
+    fn step(&mut self, now: Instant, speech: bool, voiced: bool, busy: bool) -> Option<GateEvent> {
         let cfg = self.cfg;
         match &mut self.state {
             State::Idle { onset_ms } => {
@@ -262,7 +267,10 @@ impl BargeInGate {
                 ..
             } => {
                 if speech {
-                    *speech_ms += FRAME_MS;
+                    // Unvoiced frames keep the run alive; only voiced ones make it a barge-in.
+                    if voiced {
+                        *speech_ms += FRAME_MS;
+                    }
                     *gap_ms = 0;
                     *last_speech = now;
                 } else {
@@ -326,7 +334,8 @@ impl BargeInGate {
         else {
             return None;
         };
-        let run_ms = now.saturating_duration_since(*started).as_millis() as u32 + FRAME_MS;
+        // The run's extent is first to last speech frame: a gap does not lengthen it.
+        let run_ms = last_speech.saturating_duration_since(*started).as_millis() as u32 + FRAME_MS;
         if *speech_ms >= self.cfg.barge_in_ms && run_ms > self.cfg.backchannel_ms {
             let (ms, last) = (*speech_ms, *last_speech);
             return Some(self.barge_in(now, BargeInCause::Speech, ms, last));

@@ -22,11 +22,13 @@ fn cfg(stt: bool) -> GateConfig {
 const SPEECH: VadFrame = VadFrame {
     probability: 1.0,
     speech: true,
+    voiced: true,
     level_dbfs: -20.0,
 };
 const QUIET: VadFrame = VadFrame {
     probability: 0.0,
     speech: false,
+    voiced: false,
     level_dbfs: -60.0,
 };
 
@@ -101,9 +103,7 @@ fn a_backchannel_or_cough_shorter_than_400_ms_does_not_cut() {
         r.feed(QUIET, PLAYING, 40);
         let kinds = r.kinds();
         assert!(
-            !kinds
-                .iter()
-                .any(|e| matches!(e, GateEvent::BargeIn { .. })),
+            !kinds.iter().any(|e| matches!(e, GateEvent::BargeIn { .. })),
             "{ms} ms: {kinds:?}"
         );
         let held = ms >= 200;
@@ -123,7 +123,11 @@ fn a_backchannel_or_cough_shorter_than_400_ms_does_not_cut() {
     r.feed(QUIET, PLAYING, 4);
     r.feed(SPEECH, PLAYING, 7);
     r.feed(QUIET, PLAYING, 20);
-    assert!(!r.kinds().iter().any(|e| matches!(e, GateEvent::BargeIn { .. })));
+    assert!(
+        !r.kinds()
+            .iter()
+            .any(|e| matches!(e, GateEvent::BargeIn { .. }))
+    );
 }
 
 #[test]
@@ -220,7 +224,10 @@ fn end_of_turn_is_end_of_turn_ms_after_the_last_speech_and_pauses_do_not_end_it(
     let mut r = Run::new(cfg(false));
     r.feed(SPEECH, Agent::Idle, 5);
     r.feed(QUIET, Agent::Idle, 40);
-    assert_eq!(r.kinds(), vec![GateEvent::SpeechStarted, GateEvent::Discarded]);
+    assert_eq!(
+        r.kinds(),
+        vec![GateEvent::SpeechStarted, GateEvent::Discarded]
+    );
 }
 
 #[test]

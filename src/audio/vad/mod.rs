@@ -43,8 +43,12 @@ pub const FRAME_MS: u32 = 20;
 pub struct VadFrame {
     /// How likely the frame is speech, 0..=1 (detectors without a score give 0 or 1).
     pub probability: f32,
-    /// The detector's decision for this frame (with its own short hysteresis, no hangover).
+    /// The detector's decision for this frame (with its own short hysteresis and hangover).
     pub speech: bool,
+    /// The frame itself is voiced (periodic). Detectors without the cue copy `speech`.
+    /// The gate counts only voiced frames towards a barge-in, so a loud unvoiced burst
+    /// (a cough) riding on a speech run cannot cut the reply.
+    pub voiced: bool,
     /// Level of the frame in dBFS (full scale 32768; digital silence is -96).
     pub level_dbfs: f32,
 }

@@ -115,7 +115,10 @@ pub fn load_manifest(dir: &Path) -> Result<Manifest, EvalError> {
     if m.rate_hz != 8000 || m.frame_ms != 20 {
         return Err(EvalError::Format {
             path,
-            message: format!("expected 8000 Hz / 20 ms, got {} / {}", m.rate_hz, m.frame_ms),
+            message: format!(
+                "expected 8000 Hz / 20 ms, got {} / {}",
+                m.rate_hz, m.frame_ms
+            ),
         });
     }
     Ok(m)

@@ -12,17 +12,33 @@ use crate::audio::vad::{FRAME_SAMPLES, SpeechDetector, VadFrame, frame_dbfs};
 pub const STUCK_MS: i64 = 3000;
 /// A barge-in this close after an event is blamed on it.
 const BLAME_MS: u32 = 300;
+/// After a false barge-in the rule is re-armed this much later (the reply would have been cut
+/// and the next one started), so a rule fooled by the echo counts once a second at most.
+const REARM_MS: u32 = 1000;
 
-/// Run a detector over a clip: its verdicts, and the nanoseconds it spent.
+/// Run a detector over a clip: its verdicts, and the CPU nanoseconds it spent (wall time where
+/// the thread's CPU time cannot be read).
 pub fn run(det: &mut dyn SpeechDetector, frames: &[[i16; FRAME_SAMPLES]]) -> (Vec<VadFrame>, u64) {
     det.reset();
     let mut out = Vec::with_capacity(frames.len());
-    let start = std::time::Instant::now();
+    let wall = std::time::Instant::now();
+    let cpu = thread_cpu_ns();
     for f in frames {
         out.push(det.push(f));
     }
-    let nanos = start.elapsed().as_nanos() as u64;
+    let nanos = match (cpu, thread_cpu_ns()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall.elapsed().as_nanos() as u64,
+    };
     (out, nanos)
+}
+
+/// CPU time of this thread (Linux `/proc/thread-self/schedstat`, first field, ns): the
+/// evaluation machine is shared, and wall time would count other processes' turns. The kernel
+/// updates it at least every scheduler tick, so measure spans of many frames.
+pub fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 fn arrival(t0: Instant, i: usize) -> Instant {
@@ -148,8 +164,16 @@ pub fn score_turn_clip(
     };
     s.spurious = ends.iter().filter(|(_, end)| !in_turn(*end, 300)).count() as u32;
     // Barge-ins on noise, agent busy (nothing audible, so no echo rule).
-    s.noise_ms = clip_ms - clip.turns.iter().map(|t| t.end_ms - t.start_ms).sum::<u32>();
-    for (rule, count) in [(legacy, &mut s.false_barge_ins.0), (gate, &mut s.false_barge_ins.1)] {
+    s.noise_ms = clip_ms
+        - clip
+            .turns
+            .iter()
+            .map(|t| t.end_ms - t.start_ms)
+            .sum::<u32>();
+    for (rule, count) in [
+        (legacy, &mut s.false_barge_ins.0),
+        (gate, &mut s.false_barge_ins.1),
+    ] {
         let mut g = BargeInGate::new(rule);
         for (i, v) in verdicts.iter().enumerate() {
             for e in g.on_frame(arrival(t0, i), *v, Agent::Busy) {
@@ -202,9 +226,16 @@ pub fn score_barge_clip(
     };
     s.agent_ms = interruption.start_ms;
     let mut g = BargeInGate::new(rule);
+    let mut rearm_at = 0;
     for (i, v) in verdicts.iter().enumerate() {
         let level_dbfs = agent.get(i).map_or(-96.0, |f| frame_dbfs(f));
         let now_ms = 20 * (i as u32 + 1);
+        if now_ms < rearm_at {
+            continue;
+        }
+        if now_ms == rearm_at {
+            g = BargeInGate::new(rule);
+        }
         for e in g.on_frame(arrival(t0, i), *v, Agent::Playing { level_dbfs }) {
             if !matches!(e, GateEvent::BargeIn { .. }) {
                 continue;
@@ -221,6 +252,7 @@ pub fn score_barge_clip(
                 .find(|e| now_ms >= e.start_ms && now_ms <= e.end_ms + BLAME_MS)
                 .map_or("echo/noise", |e| e.kind.as_str());
             s.blame(kind);
+            rearm_at = now_ms + REARM_MS;
         }
     }
     s
