@@ -57,9 +57,11 @@ mod tests {
     #[test]
     fn threshold_is_inclusive() {
         let mut d = FixedEnergy::new(-42.0);
-        // 260/32768 ≈ −41.99 dBFS (a constant frame's RMS is its value).
-        assert!(d.push(&[260; 160]).speech);
-        assert!(!d.push(&[250; 160]).speech);
+        // A constant frame's RMS is its value: 262/32768 ≈ −41.94 dBFS, 260 ≈ −42.01 dBFS.
+        assert!(d.push(&[262; 160]).speech);
+        assert!(!d.push(&[260; 160]).speech);
+        let mut at = FixedEnergy::new(frame_dbfs(&[262; 160]));
+        assert!(at.push(&[262; 160]).speech, "the threshold itself is voice");
         assert_eq!(d.push(&[0; 160]).level_dbfs, -96.0);
     }
 }

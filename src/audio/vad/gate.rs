@@ -10,12 +10,13 @@
 //!   ([`GateEvent::SpeechStarted`]); it ends `end_of_turn_ms` after the last caller speech
 //!   ([`GateEvent::TurnEnded`]); a shorter pause does not end it; a turn with less than
 //!   `min_utterance_ms` of speech is [`GateEvent::Discarded`].
-//! - With the agent busy (playing or generating), caller speech is a *contest*: after
-//!   `barge_in_ms` of voiced speech the reply may be held ([`GateEvent::Hold`], optional to act on);
-//!   it is cut ([`GateEvent::BargeIn`]) when the run has outlasted `backchannel_ms` with at least
+//! - With the agent busy (playing or generating), caller speech is a *contest*
+//!   ([`GateEvent::Contest`]: keep its audio, it may become a turn): after `barge_in_ms` of
+//!   voiced speech the reply may be held ([`GateEvent::Hold`], optional to act on); it is cut
+//!   ([`GateEvent::BargeIn`]) when the run has outlasted `backchannel_ms` with at least
 //!   `barge_in_ms` of speech in it, or at once when the STT recognises words that are not a
 //!   backchannel. A run that stops first (a cough, a click, "uh-huh", "yeah") is dropped
-//!   ([`GateEvent::Resume`] if it was held). A run ends after [`RUN_GAP_MS`] without speech.
+//!   ([`GateEvent::Resume`]). A run ends after [`RUN_GAP_MS`] without speech.
 //! - With an STT, a barge-in followed by no words within `false_barge_in_ms` is reported as
 //!   [`GateEvent::FalseBargeIn`] (count it as `voxbridge_barge_ins_total{kind="false"}`).
 
@@ -103,12 +104,16 @@ pub enum BargeInCause {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum GateEvent {
-    /// The caller began a turn while the agent was idle (start recording the utterance).
+    /// The caller began a turn while the agent was idle (start recording the utterance), or
+    /// the reply ended by itself during a contest (the contest's speech is the turn).
     SpeechStarted,
+    /// Caller speech began over a busy agent: not yet a barge-in (start recording it).
+    Contest,
     /// `barge_in_ms` of caller speech over our reply: the caller may pause sending.
     Hold,
-    /// The held speech stopped short of a barge-in: carry on.
-    Resume,
+    /// The contested speech stopped short of a barge-in: carry on, forget its audio.
+    /// `held`: a [`GateEvent::Hold`] came before.
+    Resume { held: bool },
     /// Cut the reply now (clear); the caller's turn has begun.
     BargeIn { cause: BargeInCause },
     /// The last barge-in got no words within `false_barge_in_ms`.
@@ -119,16 +124,15 @@ pub enum GateEvent {
     Discarded,
 }
 
-/// Up to two events from one input (a state change and a false-barge-in verdict).
+/// Up to three events from one input (a false-barge-in verdict, a contest starting and its
+/// first progress).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Events([Option<GateEvent>; 2]);
+pub struct Events([Option<GateEvent>; 3]);
 
 impl Events {
     fn push(&mut self, e: GateEvent) {
-        if self.0[0].is_none() {
-            self.0[0] = Some(e);
-        } else {
-            self.0[1] = Some(e);
+        if let Some(slot) = self.0.iter_mut().find(|x| x.is_none()) {
+            *slot = Some(e);
         }
     }
 
@@ -143,7 +147,7 @@ impl Events {
 
 impl IntoIterator for Events {
     type Item = GateEvent;
-    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<GateEvent>, 2>>;
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<GateEvent>, 3>>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter().flatten()
     }
@@ -155,7 +159,9 @@ enum State {
     Idle { onset_ms: u32 },
     /// Caller speech over a busy agent.
     Contest {
-        started: Instant,
+        /// Media time from the run's first to its last speech frame (frames, not arrival
+        /// instants: a burst of frames after a network stall is still as long as it sounds).
+        run_ms: u32,
         speech_ms: u32,
         gap_ms: u32,
         held: bool,
@@ -226,7 +232,12 @@ impl BargeInGate {
             self.false_deadline = None;
             events.push(GateEvent::FalseBargeIn);
         }
-        if let Some(e) = self.step(now, speech, voiced, busy) {
+        let contest_before = matches!(self.state, State::Contest { .. });
+        let e = self.step(now, speech, voiced, busy);
+        if !contest_before && matches!(self.state, State::Contest { .. }) {
+            events.push(GateEvent::Contest);
+        }
+        if let Some(e) = e {
             events.push(e);
         }
         events
@@ -245,13 +256,12 @@ impl BargeInGate {
                     return None;
                 }
                 let onset = *onset_ms;
-                let started = now - Duration::from_millis(u64::from(onset - FRAME_MS));
                 if !busy {
                     self.state = turn(onset, now);
                     return Some(GateEvent::SpeechStarted);
                 }
                 self.state = State::Contest {
-                    started,
+                    run_ms: onset,
                     speech_ms: onset,
                     gap_ms: 0,
                     held: false,
@@ -260,25 +270,26 @@ impl BargeInGate {
                 self.contest_progress(now)
             }
             State::Contest {
+                run_ms,
                 speech_ms,
                 gap_ms,
                 held,
                 last_speech,
-                ..
             } => {
                 if speech {
                     // Unvoiced frames keep the run alive; only voiced ones make it a barge-in.
                     if voiced {
                         *speech_ms += FRAME_MS;
                     }
+                    *run_ms += *gap_ms + FRAME_MS;
                     *gap_ms = 0;
                     *last_speech = now;
                 } else {
                     *gap_ms += FRAME_MS;
                     if *gap_ms >= RUN_GAP_MS {
-                        let was_held = *held;
+                        let held = *held;
                         self.state = State::Idle { onset_ms: 0 };
-                        return was_held.then_some(GateEvent::Resume);
+                        return Some(GateEvent::Resume { held });
                     }
                 }
                 if !busy {
@@ -325,7 +336,7 @@ impl BargeInGate {
     /// In a contest: hold, or cut once the run is long enough.
     fn contest_progress(&mut self, now: Instant) -> Option<GateEvent> {
         let State::Contest {
-            started,
+            run_ms,
             speech_ms,
             held,
             last_speech,
@@ -335,8 +346,7 @@ impl BargeInGate {
             return None;
         };
         // The run's extent is first to last speech frame: a gap does not lengthen it.
-        let run_ms = last_speech.saturating_duration_since(*started).as_millis() as u32 + FRAME_MS;
-        if *speech_ms >= self.cfg.barge_in_ms && run_ms > self.cfg.backchannel_ms {
+        if *speech_ms >= self.cfg.barge_in_ms && *run_ms > self.cfg.backchannel_ms {
             let (ms, last) = (*speech_ms, *last_speech);
             return Some(self.barge_in(now, BargeInCause::Speech, ms, last));
         }

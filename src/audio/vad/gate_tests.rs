@@ -82,6 +82,7 @@ fn sustained_speech_holds_at_200_ms_and_cuts_past_400_ms() {
     assert_eq!(
         r.events,
         vec![
+            (13, GateEvent::Contest),
             (20, GateEvent::Hold),
             (
                 31,
@@ -110,9 +111,13 @@ fn a_backchannel_or_cough_shorter_than_400_ms_does_not_cut() {
         assert_eq!(
             kinds,
             if held {
-                vec![GateEvent::Hold, GateEvent::Resume]
+                vec![
+                    GateEvent::Contest,
+                    GateEvent::Hold,
+                    GateEvent::Resume { held: true },
+                ]
             } else {
-                vec![]
+                vec![GateEvent::Contest, GateEvent::Resume { held: false }]
             },
             "{ms} ms"
         );
@@ -144,7 +149,7 @@ fn our_echo_is_not_the_caller() {
         level_dbfs: -24.0,
         ..SPEECH
     };
-    r.feed(caller, PLAYING, 20);
+    r.feed(caller, PLAYING, 25); // past the 400 ms backchannel limit
     assert!(r.kinds().contains(&GateEvent::BargeIn {
         cause: BargeInCause::Speech
     }));
@@ -160,13 +165,16 @@ fn words_cut_at_once_backchannel_words_do_not() {
     let mut r = Run::new(cfg(true));
     r.feed(SPEECH, PLAYING, 5);
     r.words("yeah, uh-huh. Okay");
-    assert!(r.events.is_empty(), "{:?}", r.events);
+    assert_eq!(r.kinds(), vec![GateEvent::Contest]);
     r.words("wait");
     assert_eq!(
         r.kinds(),
-        vec![GateEvent::BargeIn {
-            cause: BargeInCause::Words
-        }]
+        vec![
+            GateEvent::Contest,
+            GateEvent::BargeIn {
+                cause: BargeInCause::Words
+            }
+        ]
     );
     // Words that confirm the barge-in: never counted false.
     r.feed(SPEECH, PLAYING, 100);
@@ -220,6 +228,11 @@ fn end_of_turn_is_end_of_turn_ms_after_the_last_speech_and_pauses_do_not_end_it(
             )
         ]
     );
+    // 40 ms of speech is not a turn start (ported from the old turn detector's tests).
+    let mut r = Run::new(cfg(false));
+    r.feed(SPEECH, Agent::Idle, 2);
+    r.feed(QUIET, Agent::Idle, 40);
+    assert!(r.events.is_empty() && !r.gate.in_turn(), "{:?}", r.events);
     // Too short to be a turn.
     let mut r = Run::new(cfg(false));
     r.feed(SPEECH, Agent::Idle, 5);

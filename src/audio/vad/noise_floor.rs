@@ -5,8 +5,9 @@
 //!
 //! Speech has pauses between words and phrases; over a window of a couple of seconds the
 //! minimum of the smoothed power lands in them, on the noise. The floor follows a quieter line
-//! at once and a noisier one within one window. Silence (−96 dBFS, a muted leg) is ignored so a
-//! dropout does not pull the floor to nothing. This module only estimates; it decides nothing.
+//! at once and a noisier one within one window. Digital silence (a muted leg, a clean test
+//! line) counts as a frame at [`SILENCE_DBFS`]: on a line that is silent between words the floor
+//! is that silence, not the quietest speech. This module only estimates; it decides nothing.
 
 /// Frames per sub-window (15 × 20 ms = 300 ms).
 pub const SUB_WINDOW_FRAMES: u32 = 15;
@@ -17,8 +18,8 @@ const SMOOTHING: f32 = 0.7;
 /// The minimum of a smoothed noise power sits below its mean; this much is added back (dB),
 /// measured on the white and pink fixtures (the minimum over 2.4 s is ~1 dB low).
 const BIAS_DB: f32 = 1.0;
-/// Frames below this are digital silence or a muted leg, not line noise.
-const SILENCE_DBFS: f32 = -90.0;
+/// Frames below this are digital silence or a muted leg, and count as this level.
+pub const SILENCE_DBFS: f32 = -90.0;
 /// Reported before any frame was seen.
 const UNKNOWN_DBFS: f32 = -96.0;
 
@@ -55,9 +56,7 @@ impl MinimumStatistics {
 
     /// Feed one frame's level (dBFS).
     pub fn push(&mut self, level_dbfs: f32) {
-        if level_dbfs <= SILENCE_DBFS {
-            return;
-        }
+        let level_dbfs = level_dbfs.max(SILENCE_DBFS);
         let power = 10f32.powf(level_dbfs / 10.0);
         if self.started {
             self.smoothed = SMOOTHING * self.smoothed + (1.0 - SMOOTHING) * power;
@@ -111,13 +110,15 @@ mod tests {
             m.push(if i % 10 < 8 { -20.0 } else { -40.0 });
         }
         assert!(m.floor_dbfs() < -38.0, "{}", m.floor_dbfs());
-        // The line gets quieter: the floor drops within a few frames (smoothing only).
-        for _ in 0..10 {
+        // The line gets quieter: the floor follows as fast as the smoothing lets it (from
+        // speech at -20 dBFS down to -60: 30 frames).
+        for _ in 0..30 {
             m.push(-60.0);
         }
         assert!(m.floor_dbfs() < -58.0, "{}", m.floor_dbfs());
-        // Noisier: after one whole window the old minimum is gone.
-        let window = (SUB_WINDOW_FRAMES as usize) * (SUB_WINDOWS + 1);
+        // Noisier: one whole window after the smoothing settled (the run starts mid
+        // sub-window; its first frames still rise), the old minimum is gone.
+        let window = (SUB_WINDOW_FRAMES as usize) * (SUB_WINDOWS + 2);
         for _ in 0..window {
             m.push(-30.0);
         }
@@ -125,11 +126,20 @@ mod tests {
     }
 
     #[test]
-    fn digital_silence_is_not_the_floor() {
+    fn digital_silence_is_a_floor_at_the_silence_level() {
         let mut m = MinimumStatistics::new();
         for _ in 0..100 {
-            m.push(-50.0);
             m.push(-96.0);
+        }
+        assert!((m.floor_dbfs() - (SILENCE_DBFS + BIAS_DB)).abs() < 0.01);
+        // Speech on a clean line: the floor stays on the silence between words.
+        for i in 0..100 {
+            m.push(if i % 20 < 15 { -20.0 } else { -96.0 });
+        }
+        assert!(m.floor_dbfs() < -80.0, "{}", m.floor_dbfs());
+        // A noisy line after a dropout: the floor climbs back to the noise within a window.
+        for _ in 0..(SUB_WINDOW_FRAMES as usize * (SUB_WINDOWS + 1)) {
+            m.push(-50.0);
         }
         assert!((m.floor_dbfs() - -49.0).abs() < 0.01);
     }

@@ -127,7 +127,7 @@ impl CallSession {
                 max_duration: Duration::from_secs(config.limits.max_call_secs),
             },
             codec: MediaStreamsCodec::new(config.limits.max_media_payload_bytes),
-            ears: Ears::new(&config.turn),
+            ears: Ears::new(&config.turn, &config.vad),
             playout: Playout::new(config.playout.lead_ms, config.playout.chunk_ms),
             outbox: Outbox::new(writer),
             responses: Responses::default(),
