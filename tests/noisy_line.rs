@@ -83,9 +83,12 @@ async fn echo_answers_on_white_and_car_noise_at_20_and_10_db() {
             1,
             "{case}: one turn, one reply\n{report}"
         );
+        // End of turn `end_of_turn_ms` after the last speech the detector can hear: the sim
+        // times the speech's end on the clean audio (its last frame over -42 dBFS), whose
+        // fading tail is under the noise here, so the reply may come up to 100 ms "early".
         let latency = report.response_latencies_ms[0];
         assert!(
-            (END_OF_TURN_MS..=END_OF_TURN_MS + 300).contains(&latency),
+            (END_OF_TURN_MS - 100..=END_OF_TURN_MS + 300).contains(&latency),
             "{case}: reply {latency} ms after the speech ended"
         );
         // The reply is what was said (its noise included), after it was said.

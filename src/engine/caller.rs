@@ -153,3 +153,93 @@ impl CallerTurns {
         self.started_at = Some(at);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::vad::VadFrame;
+    use std::time::Duration;
+
+    const PLAYING: Agent = Agent::Playing { level_dbfs: -20.0 };
+
+    /// Feed `n` frames (speech or not) after frame `*i`, collecting the steps.
+    fn feed(t: &mut CallerTurns, i: &mut u64, speech: bool, agent: Agent, n: u64) -> Vec<Step> {
+        let t0 = Instant::now();
+        let mulaw = [if speech { 0x20u8 } else { 0xFF }; 160];
+        let pcm = [0i16; 160];
+        (0..n)
+            .map(|_| {
+                *i += 1;
+                let vad = VadFrame {
+                    probability: f32::from(u8::from(speech)),
+                    speech,
+                    voiced: speech,
+                    level_dbfs: if speech { -20.0 } else { -70.0 },
+                };
+                let f = AudioFrame {
+                    at: t0 + Duration::from_millis(20 * *i),
+                    chunk: *i,
+                    timestamp_ms: 20 * *i,
+                    mulaw: &mulaw,
+                    pcm: &pcm,
+                    payload_b64: "",
+                    level_dbfs: vad.level_dbfs,
+                    voiced: speech,
+                    vad,
+                    noise_floor_dbfs: -70.0,
+                    playing: agent != Agent::Idle,
+                };
+                t.on_audio(&f, agent)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_barge_in_keeps_its_onset_and_one_without_words_is_false() {
+        let cfg = Config::default();
+        let mut t = CallerTurns::new(&cfg, true);
+        let mut i = 0;
+        feed(&mut t, &mut i, false, PLAYING, 10);
+        let steps = feed(&mut t, &mut i, true, PLAYING, 40);
+        let cut = steps.iter().position(|s| s.barge_in.is_some()).unwrap();
+        assert_eq!(steps[cut].barge_in, Some(BargeInCause::Speech));
+        assert!(cut * 20 > 400, "cut after {} ms", cut * 20);
+        // No words follow: `vad.false_barge_in_ms` after the cut it is counted false.
+        let steps = feed(&mut t, &mut i, false, Agent::Idle, 100);
+        let ended = steps.iter().find_map(|s| s.ended.as_ref()).unwrap();
+        // The turn's audio starts at the contest's first frame (plus the lead), not at the cut.
+        assert!(ended.audio.len() >= 40 * 160, "{} bytes", ended.audio.len());
+        let false_at = steps.iter().position(|s| s.false_barge_in).unwrap() as u64;
+        let after_cut = (40 - cut as u64) + false_at;
+        assert!(
+            (after_cut * 20).abs_diff(u64::from(cfg.vad.false_barge_in_ms)) <= 20,
+            "false after {} ms",
+            after_cut * 20
+        );
+
+        // Words confirm it: never false.
+        let mut t = CallerTurns::new(&cfg, true);
+        let mut i = 0;
+        feed(&mut t, &mut i, true, PLAYING, 30);
+        let words = t.on_words(Instant::now(), "no stop");
+        assert!(words.barge_in.is_none(), "already cut by speech");
+        let steps = feed(&mut t, &mut i, false, Agent::Idle, 100);
+        assert!(!steps.iter().any(|s| s.false_barge_in));
+    }
+
+    #[test]
+    fn a_short_contest_is_forgotten() {
+        let cfg = Config::default();
+        let mut t = CallerTurns::new(&cfg, false);
+        let mut i = 0;
+        let mut steps = feed(&mut t, &mut i, true, PLAYING, 15); // 300 ms: "uh-huh"
+        steps.extend(feed(&mut t, &mut i, false, PLAYING, 20));
+        steps.extend(feed(&mut t, &mut i, false, Agent::Idle, 50));
+        assert!(
+            steps
+                .iter()
+                .all(|s| !s.began() && s.ended.is_none() && !s.false_barge_in)
+        );
+        assert!(!t.in_turn());
+    }
+}

@@ -5,9 +5,12 @@
 //!
 //! Speech has pauses between words and phrases; over a window of a couple of seconds the
 //! minimum of the smoothed power lands in them, on the noise. The floor follows a quieter line
-//! at once and a noisier one within one window. Digital silence (a muted leg, a clean test
-//! line) counts as a frame at [`SILENCE_DBFS`]: on a line that is silent between words the floor
-//! is that silence, not the quietest speech. This module only estimates; it decides nothing.
+//! at once and a noisier one within one window. Digital silence (a muted leg, a VoIP line
+//! without comfort noise, a test line) counts as a frame at [`SILENCE_DBFS`], and is remembered
+//! for [`SILENCE_MEMORY_FRAMES`]: a line that was digitally silent has no noise to track, so a
+//! turn longer than the window does not lift the floor onto the quietest speech. (A line that
+//! turns noisy after a dropout keeps the low floor for those 10 s; the detector's voicing cue
+//! still keeps steady noise out.) This module only estimates; it decides nothing.
 
 /// Frames per sub-window (15 × 20 ms = 300 ms).
 pub const SUB_WINDOW_FRAMES: u32 = 15;
@@ -20,6 +23,8 @@ const SMOOTHING: f32 = 0.7;
 const BIAS_DB: f32 = 1.0;
 /// Frames below this are digital silence or a muted leg, and count as this level.
 pub const SILENCE_DBFS: f32 = -90.0;
+/// How long digital silence keeps the floor down (10 s of frames).
+pub const SILENCE_MEMORY_FRAMES: u32 = 500;
 /// Reported before any frame was seen.
 const UNKNOWN_DBFS: f32 = -96.0;
 
@@ -33,6 +38,8 @@ pub struct MinimumStatistics {
     minima: [f32; SUB_WINDOWS],
     filled: usize,
     next: usize,
+    /// Frames since the last digitally silent one (saturating; `u32::MAX`: never).
+    since_silence: u32,
 }
 
 impl Default for MinimumStatistics {
@@ -51,11 +58,17 @@ impl MinimumStatistics {
             minima: [f32::INFINITY; SUB_WINDOWS],
             filled: 0,
             next: 0,
+            since_silence: u32::MAX,
         }
     }
 
     /// Feed one frame's level (dBFS).
     pub fn push(&mut self, level_dbfs: f32) {
+        self.since_silence = if level_dbfs <= SILENCE_DBFS {
+            0
+        } else {
+            self.since_silence.saturating_add(1)
+        };
         let level_dbfs = level_dbfs.max(SILENCE_DBFS);
         let power = 10f32.powf(level_dbfs / 10.0);
         if self.started {
@@ -78,6 +91,9 @@ impl MinimumStatistics {
     /// The floor in dBFS (−96 before any non-silent frame).
     pub fn floor_dbfs(&self) -> f32 {
         let mut min = self.current_min;
+        if self.since_silence <= SILENCE_MEMORY_FRAMES {
+            min = min.min(10f32.powf(SILENCE_DBFS / 10.0));
+        }
         for m in &self.minima[..self.filled] {
             min = min.min(*m);
         }
@@ -137,10 +153,16 @@ mod tests {
             m.push(if i % 20 < 15 { -20.0 } else { -96.0 });
         }
         assert!(m.floor_dbfs() < -80.0, "{}", m.floor_dbfs());
-        // A noisy line after a dropout: the floor climbs back to the noise within a window.
-        for _ in 0..(SUB_WINDOW_FRAMES as usize * (SUB_WINDOWS + 1)) {
+        // A turn longer than the window, right after the silence: the floor stays down.
+        for _ in 0..200 {
+            m.push(-25.0);
+        }
+        assert!(m.floor_dbfs() < -80.0, "{}", m.floor_dbfs());
+        // A noisy line after a dropout: once the silence is forgotten (10 s) and a window
+        // has passed, the floor is the noise.
+        for _ in 0..(SILENCE_MEMORY_FRAMES as usize) {
             m.push(-50.0);
         }
-        assert!((m.floor_dbfs() - -49.0).abs() < 0.01);
+        assert!((m.floor_dbfs() - -49.0).abs() < 0.01, "{}", m.floor_dbfs());
     }
 }
