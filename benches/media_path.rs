@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use voxbridge::audio::vad::gate::{Agent, BargeInGate, GateConfig};
+use voxbridge::audio::vad::{self, SpeechDetector};
 use voxbridge::audio::{mulaw, resample::StreamResampler};
 use voxbridge::call::ears::Ears;
 use voxbridge::call::frames::CallInput;
 use voxbridge::config::Config;
-use voxbridge::audio::vad::gate::{Agent, BargeInGate, GateConfig};
-use voxbridge::audio::vad::{self, SpeechDetector};
 use voxbridge::quality::meter::QualityMeter;
 use voxbridge::twilio::codec::MediaStreamsCodec;
 use voxbridge::twilio::messages::{

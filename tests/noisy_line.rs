@@ -98,8 +98,14 @@ async fn echo_answers_on_white_and_car_noise_at_20_and_10_db() {
             s if s >= 20.0 => 0.9,
             _ => 0.8,
         };
-        assert!(corr > floor, "{case}: reply correlates {corr:.3} with what was said");
-        assert!(offset > report.speech_starts_ms[0] as usize * 8 + said.len(), "{case}");
+        assert!(
+            corr > floor,
+            "{case}: reply correlates {corr:.3} with what was said"
+        );
+        assert!(
+            offset > report.speech_starts_ms[0] as usize * 8 + said.len(),
+            "{case}"
+        );
 
         let summary = summaries.get(sid).await;
         assert_eq!(summary.turns, 1, "{case}");
@@ -141,7 +147,10 @@ async fn noise_alone_for_30_s_is_no_turn_and_no_reply() {
     for ((&(kind, level), report), sid) in cases.iter().zip(reports).zip(&sids) {
         let report = report.expect("call");
         assert!(report.frames_sent >= 1490, "{kind:?}: {report}");
-        assert_eq!(report.frames_received, 0, "{kind:?} at {level} dBFS: a reply\n{report}");
+        assert_eq!(
+            report.frames_received, 0,
+            "{kind:?} at {level} dBFS: a reply\n{report}"
+        );
         assert!(report.reply_starts_ms.is_empty(), "{kind:?}");
         let summary = summaries.get(sid).await;
         assert_eq!(summary.turns, 0, "{kind:?}");
@@ -192,7 +201,10 @@ async fn a_cough_or_a_300_ms_uh_huh_during_the_reply_does_not_clear_it() {
     for (((case, _, _), report), sid) in cases.iter().zip(reports).zip(&sids) {
         let report: SimReport = report.expect("call");
         assert_eq!(report.timeouts, 0, "{case}\n{report}");
-        assert_eq!(report.clears_received, 0, "{case}: the reply was cut\n{report}");
+        assert_eq!(
+            report.clears_received, 0,
+            "{case}: the reply was cut\n{report}"
+        );
         // The sound came while the reply was playing.
         let sound_at = report.speech_starts_ms[1];
         assert!(

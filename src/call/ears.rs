@@ -93,7 +93,9 @@ mod tests {
                         let t = (k * 160 + i) as f32 / 8000.0;
                         let v: f32 = if voice {
                             (1..=6)
-                                .map(|h| (std::f32::consts::TAU * 130.0 * h as f32 * t).sin() / h as f32)
+                                .map(|h| {
+                                    (std::f32::consts::TAU * 130.0 * h as f32 * t).sin() / h as f32
+                                })
                                 .sum::<f32>()
                                 * 2500.0
                         } else {
@@ -109,7 +111,11 @@ mod tests {
             speech
         };
         let mut fixed = ears(vad::VadKind::FixedEnergy);
-        assert_eq!(run(&mut fixed, false, 150), 150, "noise over -42 dBFS is voice to it");
+        assert_eq!(
+            run(&mut fixed, false, 150),
+            150,
+            "noise over -42 dBFS is voice to it"
+        );
         let mut adaptive = ears(vad::VadKind::Adaptive);
         assert_eq!(adaptive.detector_name(), "adaptive");
         assert!(run(&mut adaptive, false, 150) <= 3);

@@ -131,7 +131,7 @@ impl NoiseSource {
             NoiseKind::White => self.gauss(),
             NoiseKind::Car => {
                 self.brown = 0.995 * self.brown + self.gauss() * 0.1;
-                if self.n % 80 == 0 {
+                if self.n.is_multiple_of(80) {
                     self.f0 = (self.f0 + self.gauss() * 0.15).clamp(25.0, 45.0);
                 }
                 let mut hum = 0.0;

@@ -109,8 +109,8 @@ impl Voicing {
     /// Call after [`update`](Self::update). About 8 k multiply-adds.
     pub fn periodicity(&mut self) -> f32 {
         let x = &self.history;
-        for i in 0..WINDOW {
-            self.energy[i + 1] = self.energy[i] + x[i] * x[i];
+        for (i, v) in x.iter().enumerate() {
+            self.energy[i + 1] = self.energy[i] + v * v;
         }
         let total = self.energy[WINDOW];
         if total < 1e-3 {
