@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use voxbridge::audio::frame_dbfs;
+use voxbridge::audio::vad::gate::{Agent, BargeInGate, GateConfig};
+use voxbridge::audio::vad::{self, SpeechDetector};
 use voxbridge::audio::{mulaw, resample::StreamResampler};
 use voxbridge::call::ears::Ears;
 use voxbridge::call::frames::CallInput;
 use voxbridge::config::Config;
-use voxbridge::engine::turn::TurnDetector;
 use voxbridge::quality::meter::QualityMeter;
 use voxbridge::twilio::codec::MediaStreamsCodec;
 use voxbridge::twilio::messages::{
@@ -100,26 +100,31 @@ fn per_frame_analysis(c: &mut Criterion) {
             black_box(meter.on_media(at, chunk, chunk * 20, black_box(&pcm), -20.0, true, false))
         })
     });
-    let mut turn = TurnDetector::new(&config.turn);
+    // The call's detector (vad.kind, adaptive by default) and the turn gate. The frame is
+    // voiced and loud, so the voicing search runs on every frame (the cascade's worst case).
+    let mut detector = vad::detector(config.vad.kind, &config.vad, config.turn.vad_threshold_dbfs);
+    let mut gate = BargeInGate::new(GateConfig::new(&config.turn, &config.vad, false));
+    let mut n = 0u64;
     c.bench_function("vad_frame", |b| {
         b.iter(|| {
-            let level = frame_dbfs(black_box(&pcm));
-            black_box(turn.push(level >= config.turn.vad_threshold_dbfs, 20, t0))
+            n += 1;
+            let v = detector.push(black_box(&pcm));
+            black_box(gate.on_frame(t0 + Duration::from_millis(n * 20), v, Agent::Idle))
         })
     });
 }
 
 /// What the session does per inbound frame: the Twilio codec (JSON → base64 → μ-law, stream
-/// checks) → the ears (PCM, level, voice) → quality meter → turn detector → STT buffer (the
-/// frame copied into the provider's queue item).
+/// checks) → the ears (PCM, level, the call's speech detector) → quality meter → turn gate →
+/// STT buffer (the frame copied into the provider's queue item).
 fn inbound_path(c: &mut Criterion) {
     let config = Config::default();
     let start = voxbridge::twilio::messages::start_json(1, "AC1", SID, "CA1", &[]);
     let json = media_json(42, SID, 41, 800, &speechy_frame());
     let mut codec = MediaStreamsCodec::new(config.limits.max_media_payload_bytes);
-    let mut ears = Ears::new(&config.turn);
+    let mut ears = Ears::new(&config.turn, &config.vad);
     let _ = codec.decode(&start, &mut ears.payload);
-    let mut turn = TurnDetector::new(&config.turn);
+    let mut gate = BargeInGate::new(GateConfig::new(&config.turn, &config.vad, false));
     let t0 = Instant::now();
     let mut meter = QualityMeter::new(&config.quality, 5, t0);
     let mut chunk = 0u64;
@@ -139,7 +144,7 @@ fn inbound_path(c: &mut Criterion) {
                     heard.voiced,
                     false,
                 );
-                black_box(turn.push(heard.voiced, 20, at));
+                black_box(gate.on_frame(at, heard.vad, Agent::Idle));
                 black_box(Bytes::copy_from_slice(mulaw));
             }
         })

@@ -144,6 +144,13 @@ fn observer(c: &mut Criterion) {
                 payload_b64: "",
                 level_dbfs: -20.0,
                 voiced: true,
+                vad: voxbridge::audio::vad::VadFrame {
+                    probability: 1.0,
+                    speech: true,
+                    voiced: true,
+                    level_dbfs: -20.0,
+                },
+                noise_floor_dbfs: -70.0,
                 playing: true,
             };
             tap.on_event(&CallEvent::AudioIn(&frame));

@@ -53,6 +53,7 @@ pub struct Config {
     pub realtime: crate::engine::realtime::config::RealtimeConfig,
     pub limits: LimitsConfig,
     pub turn: TurnConfig,
+    pub vad: VadConfig,
     pub playout: PlayoutConfig,
     pub quality: QualityConfig,
     pub alerts: AlertsConfig,
@@ -258,6 +259,20 @@ pub struct TurnConfig {
     pub pre_roll_ms: u32,
 }
 
+/// The caller's speech detector and barge-in rules (`[vad]`, issue 11).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VadConfig {
+    pub kind: crate::audio::vad::VadKind,
+    pub snr_db: f32,
+    pub voicing: f32,
+    pub min_speech_dbfs: f32,
+    pub barge_in_ms: u32,
+    pub backchannel_ms: u32,
+    pub echo_margin_db: f32,
+    pub false_barge_in_ms: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlayoutConfig {
@@ -394,6 +409,21 @@ impl Config {
         }
         if self.turn.end_of_turn_ms < 100 {
             return invalid("turn.end_of_turn_ms", "must be at least 100 ms");
+        }
+        if !(0.0..=40.0).contains(&self.vad.snr_db) {
+            return invalid("vad.snr_db", "must be between 0 and 40 dB");
+        }
+        if !(0.0..=1.0).contains(&self.vad.voicing) {
+            return invalid("vad.voicing", "must be between 0 and 1");
+        }
+        if !(-96.0..=0.0).contains(&self.vad.min_speech_dbfs) {
+            return invalid("vad.min_speech_dbfs", "must be between -96 and 0 dBFS");
+        }
+        if self.vad.backchannel_ms > 2000 || self.vad.barge_in_ms > 2000 {
+            return invalid("vad.barge_in_ms", "barge-in rules must be at most 2000 ms");
+        }
+        if !(0.0..=60.0).contains(&self.vad.echo_margin_db) {
+            return invalid("vad.echo_margin_db", "must be between 0 and 60 dB");
         }
         if !(-96.0..=0.0).contains(&self.turn.vad_threshold_dbfs) {
             return invalid("turn.vad_threshold_dbfs", "must be between -96 and 0 dBFS");

@@ -99,7 +99,8 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         BARGE_INS,
         Kind::Counter,
-        "Responses interrupted by the caller speaking.",
+        "Barge-ins by kind: speech (sustained caller speech), words (STT words), realtime (the \
+         provider's VAD); kind=false counts, in addition, barge-ins followed by no words.",
     ),
     (
         RESPONSES,
@@ -344,7 +345,7 @@ pub struct Metrics {
     pub frames_received: Counter,
     pub frames_sent: Counter,
     pub response_latency: Histogram,
-    pub barge_ins: Counter,
+    pub barge_ins: BargeIns,
     pub responses_played: Counter,
     pub responses_interrupted: Counter,
     pub responses_abandoned: Counter,
@@ -363,7 +364,7 @@ impl Metrics {
             frames_received: counter!(MEDIA_FRAMES_RECEIVED),
             frames_sent: counter!(MEDIA_FRAMES_SENT),
             response_latency: histogram!(RESPONSE_LATENCY),
-            barge_ins: counter!(BARGE_INS),
+            barge_ins: BargeIns::new(),
             responses_played: counter!(RESPONSES, "outcome" => "played"),
             responses_interrupted: counter!(RESPONSES, "outcome" => "interrupted"),
             responses_abandoned: counter!(RESPONSES, "outcome" => "abandoned"),
@@ -377,6 +378,36 @@ impl Metrics {
 
     pub fn protocol_error(&self, reason: ErrorReason) {
         self.protocol_errors[reason.index()].increment(1);
+    }
+}
+
+/// `voxbridge_barge_ins_total` by `kind` (a fixed set).
+#[derive(Clone)]
+pub struct BargeIns {
+    speech: Counter,
+    words: Counter,
+    realtime: Counter,
+    /// Barge-ins followed by no words within `vad.false_barge_in_ms` (counted again here).
+    pub false_: Counter,
+}
+
+impl BargeIns {
+    fn new() -> Self {
+        Self {
+            speech: counter!(BARGE_INS, "kind" => "speech"),
+            words: counter!(BARGE_INS, "kind" => "words"),
+            realtime: counter!(BARGE_INS, "kind" => "realtime"),
+            false_: counter!(BARGE_INS, "kind" => "false"),
+        }
+    }
+
+    /// A barge-in from `source` (the `interrupt` source: "speech", "words", "realtime").
+    pub fn count(&self, source: &str) {
+        match source {
+            "words" => self.words.increment(1),
+            "realtime" => self.realtime.increment(1),
+            _ => self.speech.increment(1),
+        }
     }
 }
 

@@ -59,8 +59,12 @@ async fn echo_call_plays_the_caller_back() {
         "{:?}",
         summary.protocol_errors
     );
+    // The server times latency from the last frame its speech detector called speech, which
+    // includes the detector's 80 ms hangover over a fading word ending; the caller times it
+    // from its own -42 dBFS threshold. (Before issue 11 the server's detector *was* that
+    // threshold, and the two agreed within 60 ms.)
     assert!(
-        (summary.response_latencies_ms[0] as i64 - latency as i64).abs() <= 60,
+        (summary.response_latencies_ms[0] as i64 - latency as i64).abs() <= 60 + 80,
         "server {} ms vs caller {latency} ms",
         summary.response_latencies_ms[0]
     );

@@ -615,6 +615,22 @@ fn odd_field_media() -> impl Strategy<Value = String> {
     )
 }
 
+/// A loud *voiced* frame (about −16 dBFS, 200 Hz with harmonics: four whole periods, so repeating it
+/// is seamless): what the speech detector takes for speech. (Before issue 11 any frame over
+/// −42 dBFS was voice, and the loud frame was a Nyquist square wave; the detector now needs
+/// periodic low-band energy, which that wave does not have.)
+fn voiced_frame() -> Vec<u8> {
+    (0..160)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let v: f32 = (1..=5)
+                .map(|h| (std::f32::consts::TAU * 200.0 * h as f32 * t).sin() / h as f32)
+                .sum();
+            voxbridge::audio::mulaw::encode((v * 6000.0) as i16)
+        })
+        .collect()
+}
+
 /// One generator step: usually one frame; a `Talk` burst is a run of consecutive loud then
 /// silent 20 ms media frames, enough for the VAD to end a turn and the echo agent to answer.
 #[derive(Clone, Debug)]
@@ -661,9 +677,7 @@ fn expand(steps: &[Step]) -> Vec<Frame> {
                 for i in 0..(loud + silent) {
                     let i64_ = i as u64;
                     let audio: Vec<u8> = if i < *loud {
-                        (0..160)
-                            .map(|k| if k % 2 == 0 { 0x05 } else { 0x85 })
-                            .collect()
+                        voiced_frame()
                     } else {
                         vec![0xFF; 160]
                     };
@@ -795,9 +809,7 @@ fn realistic_call() -> Vec<Frame> {
         chunk += 1;
     };
     let silence = vec![0xFFu8; 160];
-    let loud: Vec<u8> = (0..160)
-        .map(|k| if k % 2 == 0 { 0x05 } else { 0x85 })
-        .collect();
+    let loud = voiced_frame();
     for _ in 0..10 {
         media(&mut frames, &silence);
     }
@@ -812,7 +824,9 @@ fn realistic_call() -> Vec<Frame> {
     frames.push(Frame::Text(msg::dtmf_json(102, SID, "2")));
     frames.push(Frame::Binary);
     frames.push(Frame::Text("{\"event\":\"media\"".to_owned()));
-    for _ in 0..15 {
+    // 500 ms: over the first reply (still playing: frames come faster than real time) this is
+    // sustained speech, a barge-in and the second turn (300 ms would be a backchannel).
+    for _ in 0..25 {
         media(&mut frames, &loud);
     }
     for _ in 0..35 {

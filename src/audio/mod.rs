@@ -8,14 +8,16 @@
 //! - [`mulaw`]: table-driven G.711 μ-law encode/decode.
 //! - [`resample`]: a stateful, delay-compensated mono resampler for one stream.
 //! - [`wav`]: reading and writing WAV files (fixtures, recordings, prompts).
+//! - [`vad`]: the caller's speech detector, its noise floor, and the barge-in/turn gate.
 //!
 //! What this module must not do:
-//! - no I/O anywhere except in [`wav`];
+//! - no I/O anywhere except in [`wav`] (and [`vad::eval`], which reads the evaluation set);
 //! - no async, no locking, no threads: callers own scheduling;
 //! - no allocation per frame in [`mulaw`] (callers pass the destination buffers).
 
 pub mod mulaw;
 pub mod resample;
+pub mod vad;
 pub mod wav;
 
 /// Level of a frame of linear PCM in dBFS (full scale = 32768); silence gives -96.

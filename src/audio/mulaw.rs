@@ -103,6 +103,26 @@ pub fn decode_into(src: &[u8], dst: &mut [i16]) {
     }
 }
 
+/// Level of μ-law audio in dBFS (full scale 32768, as [`crate::audio::frame_dbfs`] of its
+/// decoded samples); silence gives -96.
+pub fn level_dbfs(codes: &[u8]) -> f32 {
+    if codes.is_empty() {
+        return -96.0;
+    }
+    let energy: i64 = codes
+        .iter()
+        .map(|&c| {
+            let s = i64::from(decode(c));
+            s * s
+        })
+        .sum();
+    let mean = energy as f64 / codes.len() as f64;
+    if mean < 1.0 {
+        return -96.0;
+    }
+    (10.0 * (mean / (32768.0 * 32768.0)).log10()).max(-96.0) as f32
+}
+
 /// Encodes `min(src.len(), dst.len())` samples from `src` into the start of `dst`.
 pub fn encode_into(src: &[i16], dst: &mut [u8]) {
     for (d, &s) in dst.iter_mut().zip(src) {

@@ -30,8 +30,12 @@ pub struct AudioFrame<'a> {
     /// The wire's base64 text of `mulaw` (for engines that forward it as is).
     pub payload_b64: &'a str,
     pub level_dbfs: f32,
-    /// The speech detector's verdict for this frame.
+    /// The speech detector's verdict for this frame (speech, with its short hangover).
     pub voiced: bool,
+    /// The detector's whole verdict (periodic voicing, probability) for the turn gate.
+    pub vad: crate::audio::vad::VadFrame,
+    /// The line's noise floor as the call's detector tracks it (dBFS).
+    pub noise_floor_dbfs: f32,
     /// A response was being played to the caller when it arrived.
     pub playing: bool,
 }
@@ -88,6 +92,8 @@ pub enum CallEvent<'a> {
         cleared: &'a Cleared,
         source: &'static str,
     },
+    /// The last barge-in was followed by no words within `vad.false_barge_in_ms`.
+    FalseBargeIn,
     /// Responses dropped without a barge-in (a new turn overtook them, or the call ended).
     Abandoned(u64),
     /// A caller turn is being answered.

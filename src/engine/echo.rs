@@ -2,71 +2,52 @@
 //! plays the caller's own audio back. It proves the whole media path — turn detection, pacing,
 //! marks, barge-in — with no provider at all, and it is what `voxbridge load` measures.
 //!
-//! It holds the local turn detector and the utterance being spoken; it reads no clock (the
-//! session's instants come with each input) and spawns no task.
+//! It holds the caller's turn gate and the utterance being spoken ([`CallerTurns`]): a reply is
+//! cut by sustained speech only (there are no words to wait for), never by a cough, a click,
+//! a short backchannel or our own echo. It reads no clock (the session's instants come with
+//! each input) and spawns no task.
 
 use std::time::Instant;
 
 use tracing::debug;
 
+use super::caller::{CallerTurns, cause_label};
 use super::dtmf::DtmfTurn;
-use super::turn::{TurnDetector, TurnEvent, Utterance};
 use super::{Engine, EngineInput, EngineIo};
 use crate::call::events::{AudioFrame, StageProviders, TurnKind};
 use crate::call::latency::TurnTiming;
 use crate::config::Config;
 
-/// Audio kept before the voice onset and after the last voiced frame of an utterance.
-pub const UTTERANCE_LEAD_MS: u32 = 20;
-pub const UTTERANCE_TAIL_MS: u32 = 60;
+pub use super::caller::{UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS};
 
 pub struct EchoEngine {
-    turn: TurnDetector,
-    utterance: Utterance,
+    turns: CallerTurns,
     dtmf: DtmfTurn,
     /// The latest response and its timing (only one is timed at a time).
     timing: Option<(u64, TurnTiming)>,
-    /// When the caller's current utterance began.
-    speech_started_at: Option<Instant>,
 }
 
 impl EchoEngine {
     pub fn new(config: &Config) -> Self {
         Self {
-            turn: TurnDetector::new(&config.turn),
-            utterance: Utterance::new(config.turn.pre_roll_ms, config.limits.max_utterance_ms),
+            turns: CallerTurns::new(config, false),
             dtmf: DtmfTurn::default(),
             timing: None,
-            speech_started_at: None,
         }
     }
 
     fn on_audio(&mut self, f: &AudioFrame<'_>, io: &mut EngineIo<'_>) {
-        let frame_ms = (f.mulaw.len() / 8) as u32;
-        let event = self.turn.push(f.voiced, frame_ms, f.at);
-        if event == Some(TurnEvent::SpeechStarted) {
-            self.utterance.start();
-            self.speech_started_at = Some(f.at);
-            if io.is_playing() {
-                let cleared = io.interrupt("vad");
-                self.timing = None;
-                if let Some(&id) = cleared.ids.last() {
-                    io.agent_said(id, "", true);
-                }
+        let step = self.turns.on_audio(f, io.agent_state(false));
+        if let Some(cause) = step.barge_in {
+            let cleared = io.interrupt(cause_label(cause));
+            self.timing = None;
+            if let Some(&id) = cleared.ids.last() {
+                io.agent_said(id, "", true);
             }
         }
-        self.utterance.push(f.mulaw, f.voiced);
-        match event {
-            Some(TurnEvent::TurnEnded {
-                speech_ms,
-                speech_end,
-            }) => {
-                let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
-                debug!(parent: io.span(), speech_ms, "caller turn ended (vad)");
-                self.answer(audio, speech_end, io);
-            }
-            Some(TurnEvent::Discarded) => self.utterance.discard(),
-            _ => {}
+        if let Some(turn) = step.ended {
+            debug!(parent: io.span(), speech_ms = turn.speech_ms, "caller turn ended (vad)");
+            self.answer(turn.audio, turn.speech_end, io);
         }
     }
 
@@ -74,7 +55,7 @@ impl EchoEngine {
     fn answer(&mut self, audio: Vec<u8>, speech_end: Instant, io: &mut EngineIo<'_>) {
         let now = io.now();
         io.turn(TurnKind::Audio);
-        io.caller_said("", self.speech_started_at.take(), Some(speech_end));
+        io.caller_said("", self.turns.take_started_at(), Some(speech_end));
         let id = io.begin_response();
         let mut timing = TurnTiming::new(Some(speech_end), now);
         timing.agent_first = Some(now);

@@ -8,6 +8,7 @@
 //! never see a carrier's wire format and never touch sockets; the session never knows how an
 //! engine decides what to say.
 //!
+//! - [`caller`]: the caller's turns and barge-ins for the engines with a local detector.
 //! - [`echo`]: plays each caller turn back (local turn detection, no providers).
 //! - [`cascade`]: speech-to-text → agent → text-to-speech with the local turn detector.
 //! - [`realtime`]: OpenAI Realtime speech-to-speech over one provider socket.
@@ -16,6 +17,7 @@
 //! [`Engine::next_event`], which the session polls in its `select!` loop; [`CallEngine`]
 //! dispatches statically so polling allocates nothing.
 
+pub mod caller;
 pub mod cascade;
 pub mod dtmf;
 pub mod echo;

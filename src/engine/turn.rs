@@ -1,115 +1,14 @@
-//! Turn detection: speech start and end of turn from per-frame voice activity, with
-//! hysteresis, and the caller's current utterance.
-//!
-//! The detector sees one inbound frame's voice-activity verdict at a time (the session's
-//! speech detector decides what is voice) and says when the caller *starts*
-//! speaking (used for barge-in) and when their *turn ends* (silence for `end_of_turn_ms` after
-//! at least `min_utterance_ms` of speech). [`Utterance`] keeps the μ-law audio of the turn, with a
-//! little pre-roll so word onsets are not clipped. Neither allocates per frame once warmed up,
-//! and neither knows about sockets, playout or agents.
+//! The caller's current utterance: [`Utterance`] keeps the μ-law audio of the turn, with a
+//! little pre-roll so word onsets are not clipped. When turns start and end, and when a reply
+//! is cut, is decided by [`crate::audio::vad::BargeInGate`] (see [`super::caller`]), which
+//! replaced the fixed-threshold turn detector of before issue 11 (its rules — speech start,
+//! end of turn `end_of_turn_ms` after the last speech, short blips discarded, pauses not ending
+//! a turn — are the gate's idle-agent rules, tested there). No allocation per frame once
+//! warmed up; nothing here knows about sockets, playout or agents.
 
 use std::collections::VecDeque;
-use std::time::Instant;
-
-use crate::config::TurnConfig;
 
 pub use crate::audio::frame_dbfs;
-
-/// What a frame changed about the caller's turn.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TurnEvent {
-    /// Voice has lasted `speech_start_ms`: the caller is speaking.
-    SpeechStarted,
-    /// The caller stopped speaking `end_of_turn_ms` ago. `speech_end` is when the last voiced
-    /// frame arrived, the start of response latency.
-    TurnEnded { speech_ms: u32, speech_end: Instant },
-    /// Speech too short to be a turn (a cough, a click); it is forgotten.
-    Discarded,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum State {
-    Silent {
-        voiced_ms: u32,
-    },
-    Speaking {
-        speech_ms: u32,
-        silence_ms: u32,
-        last_voiced: Instant,
-    },
-}
-
-/// Voice activity → speech start / end of turn.
-#[derive(Debug)]
-pub struct TurnDetector {
-    speech_start_ms: u32,
-    end_of_turn_ms: u32,
-    min_utterance_ms: u32,
-    state: State,
-}
-
-impl TurnDetector {
-    pub fn new(cfg: &TurnConfig) -> Self {
-        Self {
-            speech_start_ms: cfg.speech_start_ms,
-            end_of_turn_ms: cfg.end_of_turn_ms,
-            min_utterance_ms: cfg.min_utterance_ms,
-            state: State::Silent { voiced_ms: 0 },
-        }
-    }
-
-    pub fn is_speaking(&self) -> bool {
-        matches!(self.state, State::Speaking { .. })
-    }
-
-    /// Feed one frame's voice-activity verdict and duration; `now` is its arrival time.
-    pub fn push(&mut self, voiced: bool, frame_ms: u32, now: Instant) -> Option<TurnEvent> {
-        match &mut self.state {
-            State::Silent { voiced_ms } => {
-                if !voiced {
-                    *voiced_ms = 0;
-                    return None;
-                }
-                *voiced_ms += frame_ms;
-                if *voiced_ms >= self.speech_start_ms {
-                    self.state = State::Speaking {
-                        speech_ms: *voiced_ms,
-                        silence_ms: 0,
-                        last_voiced: now,
-                    };
-                    return Some(TurnEvent::SpeechStarted);
-                }
-                None
-            }
-            State::Speaking {
-                speech_ms,
-                silence_ms,
-                last_voiced,
-            } => {
-                if voiced {
-                    *speech_ms += frame_ms + *silence_ms;
-                    *silence_ms = 0;
-                    *last_voiced = now;
-                    return None;
-                }
-                *silence_ms += frame_ms;
-                if *silence_ms < self.end_of_turn_ms {
-                    return None;
-                }
-                let (speech_ms, speech_end) = (*speech_ms, *last_voiced);
-                self.state = State::Silent { voiced_ms: 0 };
-                if speech_ms < self.min_utterance_ms {
-                    Some(TurnEvent::Discarded)
-                } else {
-                    Some(TurnEvent::TurnEnded {
-                        speech_ms,
-                        speech_end,
-                    })
-                }
-            }
-        }
-    }
-}
 
 /// The μ-law audio of the caller's current turn, bounded by `max_bytes`.
 ///
@@ -145,6 +44,11 @@ impl Utterance {
             max_bytes: max_ms as usize * 8,
             recording: false,
         }
+    }
+
+    /// Is a turn being recorded (between [`Utterance::start`] and `finish`/`discard`)?
+    pub fn is_recording(&self) -> bool {
+        self.recording
     }
 
     /// Begin recording: the pre-roll becomes the start of the utterance.
@@ -207,18 +111,6 @@ impl Utterance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn cfg() -> TurnConfig {
-        TurnConfig {
-            source: crate::config::TurnSource::Vad,
-            vad_threshold_dbfs: -42.0,
-            speech_start_ms: 60,
-            end_of_turn_ms: 600,
-            min_utterance_ms: 200,
-            pre_roll_ms: 200,
-        }
-    }
 
     #[test]
     fn levels_are_in_dbfs() {
@@ -229,61 +121,6 @@ mod tests {
         assert!(frame_dbfs(&full) > -0.01);
         let quiet = vec![100i16; 160];
         assert!((frame_dbfs(&quiet) - (-50.3)).abs() < 0.1);
-    }
-
-    #[test]
-    fn speech_start_then_end_of_turn() {
-        let mut d = TurnDetector::new(&cfg());
-        let t0 = Instant::now();
-        let at = |i: u64| t0 + Duration::from_millis(20 * i);
-        assert_eq!(d.push(true, 20, at(0)), None);
-        assert_eq!(d.push(true, 20, at(1)), None);
-        assert_eq!(d.push(true, 20, at(2)), Some(TurnEvent::SpeechStarted));
-        for i in 3..50 {
-            assert_eq!(d.push(true, 20, at(i)), None);
-        }
-        // 29 silent frames (580 ms) keep the turn open; the 30th ends it.
-        for i in 50..79 {
-            assert_eq!(d.push(false, 20, at(i)), None, "frame {i}");
-        }
-        match d.push(false, 20, at(79)) {
-            Some(TurnEvent::TurnEnded {
-                speech_ms,
-                speech_end,
-            }) => {
-                assert_eq!(speech_ms, 1000);
-                assert_eq!(speech_end, at(49));
-            }
-            other => panic!("expected end of turn, got {other:?}"),
-        }
-        assert!(!d.is_speaking());
-    }
-
-    #[test]
-    fn short_blips_are_discarded_and_pauses_do_not_end_turns() {
-        let mut d = TurnDetector::new(&cfg());
-        let now = Instant::now();
-        // 40 ms of voice is not speech.
-        d.push(true, 20, now);
-        d.push(true, 20, now);
-        assert_eq!(d.push(false, 20, now), None);
-        assert!(!d.is_speaking());
-        // 100 ms of voice, then silence: started, then discarded (< 200 ms).
-        for _ in 0..5 {
-            d.push(true, 20, now);
-        }
-        assert!(d.is_speaking());
-        let events: Vec<_> = (0..30).filter_map(|_| d.push(false, 20, now)).collect();
-        assert_eq!(events, vec![TurnEvent::Discarded]);
-        // A 400 ms pause inside speech does not end the turn.
-        for _ in 0..20 {
-            d.push(true, 20, now);
-        }
-        for _ in 0..20 {
-            assert_eq!(d.push(false, 20, now), None);
-        }
-        d.push(true, 20, now);
-        assert!(d.is_speaking());
     }
 
     #[test]

@@ -324,6 +324,13 @@ impl QualityMeter {
         }
     }
 
+    /// The quietest 50 ms window of the call so far (dBFS): the line's noise floor as the
+    /// report shows it. The speech detector's floor (`audio::vad::noise_floor`) tracks the same
+    /// quantity over a sliding 2.4 s window instead of the whole call.
+    pub fn noise_floor_dbfs(&self) -> Option<f64> {
+        self.noise_floor_db
+    }
+
     /// Mean level of voiced frames minus the noise floor.
     pub fn snr_db(&self) -> Option<f64> {
         let speech =

@@ -13,6 +13,7 @@
 
 mod impair;
 pub mod load;
+mod noise;
 mod playback;
 mod report;
 
@@ -29,6 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use impair::Impairments;
+pub use noise::{LineNoise, NoiseKind};
 pub use playback::{FRAME_BYTES, PlaybackBuffer};
 pub use report::SimReport;
 
@@ -36,6 +38,7 @@ use crate::audio::frame_dbfs;
 use crate::audio::mulaw;
 use crate::twilio::messages::{self as msg, ParsedOutbound, parse_outbound};
 use impair::Network;
+use noise::NoiseSource;
 
 /// One thing the simulated caller does.
 #[derive(Debug, Clone)]
@@ -73,6 +76,8 @@ pub struct SimCall {
     pub send_start: bool,
     /// Loss, jitter and gain on the caller's leg.
     pub impairments: Impairments,
+    /// Background noise under everything the caller sends (speech and silence).
+    pub line_noise: Option<LineNoise>,
     /// Hang up (stop) when the call has lasted this long, wherever the script is.
     pub max_duration: Option<Duration>,
     /// Keep every byte said and heard in the report (off for load runs: 16 KB/s per call).
@@ -103,6 +108,7 @@ impl SimCall {
             voice_threshold_dbfs: -42.0,
             send_start: true,
             impairments: Impairments::default(),
+            line_noise: None,
             max_duration: None,
             record_audio: true,
             headers: Vec::new(),
@@ -188,6 +194,7 @@ struct Runner {
     replies_heard: usize,
     reply_playing: bool,
     net: Network,
+    noise: Option<NoiseSource>,
     sent_jitter: Rfc3550Jitter,
     /// Heard audio when not recording (one frame, reused).
     scratch: Vec<u8>,
@@ -206,6 +213,7 @@ impl Runner {
         let mut call = call;
         let steps = std::mem::take(&mut call.steps).into_iter();
         let net = Network::new(call.impairments);
+        let noise = call.line_noise.map(NoiseSource::new);
         Self {
             call,
             steps,
@@ -217,6 +225,7 @@ impl Runner {
             replies_heard: 0,
             reply_playing: false,
             net,
+            noise,
             sent_jitter: Rfc3550Jitter::default(),
             scratch: Vec::with_capacity(FRAME_BYTES),
             last_media_at: None,
@@ -441,6 +450,13 @@ impl Runner {
             {
                 self.report.speech_ends_ms.push(end_ms);
             }
+        }
+        if let Some(noise) = &mut self.noise {
+            // Under the speech, after its ends were judged: the script's timing stays the truth.
+            let mut pcm = [0i16; FRAME_BYTES];
+            mulaw::decode_into(&frame, &mut pcm);
+            noise.mix_into(&mut pcm);
+            mulaw::encode_into(&pcm, &mut frame);
         }
         if self.call.record_audio {
             self.report.sent.extend_from_slice(&frame);

@@ -20,10 +20,11 @@ impl MetricsTap {
             CallEvent::MediaReceived => m.frames_received.increment(1),
             CallEvent::Dtmf(_) => m.dtmf.increment(1),
             CallEvent::ResponsePlayed(_) => m.responses_played.increment(1),
-            CallEvent::BargeIn { cleared, .. } => {
-                m.barge_ins.increment(1);
+            CallEvent::BargeIn { cleared, source } => {
+                m.barge_ins.count(source);
                 m.responses_interrupted.increment(cleared.ids.len() as u64);
             }
+            CallEvent::FalseBargeIn => m.barge_ins.false_.increment(1),
             CallEvent::Abandoned(n) => m.responses_abandoned.increment(*n),
             CallEvent::Backpressure => m.outbound_backpressure.increment(1),
             CallEvent::Turn(TurnKind::Unrecognised) => m.turns_unrecognised.increment(1),

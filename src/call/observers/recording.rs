@@ -171,6 +171,13 @@ mod tests {
             payload_b64: "",
             level_dbfs: -20.0,
             voiced: true,
+            vad: crate::audio::vad::VadFrame {
+                probability: 1.0,
+                speech: true,
+                voiced: true,
+                level_dbfs: -20.0,
+            },
+            noise_floor_dbfs: -70.0,
             playing: false,
         }
     }

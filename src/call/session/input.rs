@@ -114,6 +114,8 @@ impl CallSession {
             payload_b64: packet.payload_b64,
             level_dbfs: heard.level_dbfs,
             voiced: heard.voiced,
+            vad: heard.vad,
+            noise_floor_dbfs: heard.noise_floor_dbfs,
             playing: self.playout.is_active(),
         };
         self.observers.emit(CallEvent::AudioIn(&frame));

@@ -23,6 +23,24 @@ const MAX_PENDING_ACTIONS: usize = 8;
 /// Responses whose start is remembered (for transcript offsets).
 const STARTS_REMEMBERED: usize = 8;
 
+/// Loudest outbound audio still playing at the caller: the echo reference of the caller's
+/// turn gate (what comes back from the phone much quieter than this is our own echo).
+#[derive(Debug, Clone, Copy)]
+struct PlayingLevel {
+    dbfs: f32,
+    /// When the loudest chunk still playing (or the last one after it) has been heard.
+    until: Option<Instant>,
+}
+
+impl Default for PlayingLevel {
+    fn default() -> Self {
+        Self {
+            dbfs: -96.0,
+            until: None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Responses {
     /// The response whose first frame is awaited (turn latency).
@@ -31,6 +49,7 @@ pub struct Responses {
     waiting: Vec<(u64, CallAction)>,
     /// When the caller began hearing recent responses.
     starts: std::collections::VecDeque<(u64, Instant)>,
+    playing: PlayingLevel,
 }
 
 impl Responses {
@@ -43,6 +62,26 @@ impl Responses {
             self.starts.pop_front();
         }
         self.starts.push_back((id, at));
+    }
+
+    /// A chunk went out that the caller hears from `play_at` (20 ms per 160 bytes).
+    pub fn sent(&mut self, mulaw: &[u8], play_at: Instant) {
+        let level = crate::audio::mulaw::level_dbfs(mulaw);
+        let heard_until = play_at + std::time::Duration::from_millis(mulaw.len() as u64 / 8);
+        let p = &mut self.playing;
+        let over = p.until.is_none_or(|u| play_at >= u);
+        if over || level >= p.dbfs {
+            p.dbfs = level;
+        }
+        p.until = Some(p.until.map_or(heard_until, |u| u.max(heard_until)));
+    }
+
+    /// The loudest audio still playing at the caller at `now` (dBFS; -96 when nothing is).
+    pub fn playing_dbfs(&self, now: Instant) -> f32 {
+        match self.playing.until {
+            Some(u) if now < u => self.playing.dbfs,
+            _ => -96.0,
+        }
     }
 
     fn start_of(&self, id: u64) -> Option<Instant> {
@@ -111,6 +150,27 @@ impl EngineIo<'_> {
     /// Something is being sent or still playing at the caller.
     pub fn is_playing(&self) -> bool {
         self.playout.is_active()
+    }
+
+    /// What the agent is doing for the caller's turn gate: playing (at the level of what the
+    /// caller hears now), busy (`generating` a reply not yet audible), or idle.
+    pub fn agent_state(&self, generating: bool) -> crate::audio::vad::gate::Agent {
+        use crate::audio::vad::gate::Agent;
+        if self.playout.is_active() {
+            Agent::Playing {
+                level_dbfs: self.responses.playing_dbfs(self.now),
+            }
+        } else if generating {
+            Agent::Busy
+        } else {
+            Agent::Idle
+        }
+    }
+
+    /// The last barge-in got no words within `vad.false_barge_in_ms`.
+    pub fn false_barge_in(&mut self) {
+        info!(parent: self.span, "false barge-in: no words followed");
+        self.observers.emit(CallEvent::FalseBargeIn);
     }
 
     /// How much of response `id` the caller has heard so far, in ms (0 unless it is the one

@@ -130,7 +130,7 @@ impl CallSession {
                 start_timeout: Duration::from_secs(config.limits.start_timeout_secs),
             },
             codec: MediaStreamsCodec::new(config.limits.max_media_payload_bytes),
-            ears: Ears::new(&config.turn),
+            ears: Ears::new(&config.turn, &config.vad),
             playout: Playout::new(config.playout.lead_ms, config.playout.chunk_ms),
             outbox: Outbox::new(writer),
             responses: Responses::default(),

@@ -35,6 +35,7 @@ impl CallSession {
                         if let (Some(id), Some(at)) = (current, play_at) {
                             self.responses.started(id, at);
                         }
+                        self.responses.sent(&chunk, play_at.unwrap_or(now));
                         self.outbox.push_audio(chunk, play_at);
                     }
                     PlayoutAction::Mark(name) => self.outbox.push(CallOutput::Mark(name)),

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use self::conversation::{ConvEvent, Conversation};
 use self::stt_link::SttLink;
 use self::turns::Heard;
+use super::caller::CallerTurns;
 use super::dtmf::DtmfTurn;
-use super::turn::{TurnDetector, Utterance};
 use super::{Engine, EngineInput, EngineIo};
 use crate::call::context::CallContext;
 use crate::call::events::StageProviders;
@@ -37,8 +37,8 @@ pub enum CascadeEvent {
 
 pub struct Cascade {
     services: Arc<AgentServices>,
-    turn: TurnDetector,
-    utterance: Utterance,
+    /// The caller's turns and barge-ins (the local detector's verdicts through the gate).
+    turns: CallerTurns,
     conv: Conversation,
     stt: SttLink,
     turn_source: TurnSource,
@@ -47,8 +47,6 @@ pub struct Cascade {
     /// How long the STT may take to give a turn's words after the local detector ended it.
     stt_grace: Duration,
     dtmf: DtmfTurn,
-    /// When the caller's current utterance began (by the local detector).
-    speech_started_at: Option<Instant>,
     /// The call is ending: no more answers, only the STT's last words are collected.
     finishing: bool,
 }
@@ -67,15 +65,13 @@ impl Cascade {
             services.apology_audio.clone(),
         );
         Self {
-            turn: TurnDetector::new(&config.turn),
-            utterance: Utterance::new(config.turn.pre_roll_ms, config.limits.max_utterance_ms),
+            turns: CallerTurns::new(config, services.stt.is_some()),
             conv,
             stt: SttLink::new(services.stt.clone(), ids),
             turn_source: services.turn_source,
             heard: Heard::default(),
             stt_grace: turns::stt_grace(config),
             dtmf: DtmfTurn::default(),
-            speech_started_at: None,
             finishing: false,
             services,
         }

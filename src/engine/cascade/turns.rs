@@ -1,7 +1,11 @@
 //! The cascade's turn-taking: when the caller's turn is over, and what answers it.
 //!
-//! The local turn detector (VAD) runs from the first frame, always; the STT's endpointing and
-//! `UtteranceEnd` run beside it. The rules:
+//! The local turn detector (the call's speech detector through the barge-in gate,
+//! [`crate::engine::caller`]) runs from the first frame, always; the STT's endpointing and
+//! `UtteranceEnd` run beside it. A reply is cut by sustained caller speech or by STT words
+//! that are not a backchannel — never by the STT's `SpeechStarted` alone (a cough starts it);
+//! a cut with no words within `vad.false_barge_in_ms` is counted as a false barge-in. The
+//! rules for the end of a turn:
 //! - with `turn.source = "stt"`, an STT endpoint with words ends the turn at once;
 //! - when the local detector ends a turn the STT has not answered: with the STT down or gone,
 //!   the turn is answered now — its words if any were finalised, else the apology; with the
@@ -24,12 +28,12 @@ use super::Cascade;
 use super::conversation::{ConvEvent, Outcome};
 use super::stt_link::{Forwarded, Health};
 use crate::agent::CallerTurn;
+use crate::audio::vad::gate::has_content_words;
 use crate::call::events::{AudioFrame, TurnKind};
 use crate::call::latency::TurnTiming;
 use crate::config::{Config, TurnSource};
 use crate::engine::EngineIo;
-use crate::engine::echo::{UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS};
-use crate::engine::turn::TurnEvent;
+use crate::engine::caller::cause_label;
 use crate::provider::{ProviderError, count_error};
 use crate::stt::SttEvent;
 
@@ -95,37 +99,43 @@ impl Cascade {
         if f.voiced {
             self.heard.last_voiced_at = Some(f.at);
         }
-        let event = self.turn.push(f.voiced, frame_ms, f.at);
-        if event == Some(TurnEvent::SpeechStarted) {
-            self.utterance.start();
-            self.speech_started_at = Some(f.at);
+        let agent = io.agent_state(self.conv.is_generating());
+        let step = self.turns.on_audio(f, agent);
+        if step.began() {
             self.heard.answered = false;
             self.heard.stt_empty = false;
             self.heard.waiting = None; // the caller goes on: the turn is not over
-            self.caller_started_speaking("vad", io);
         }
-        self.utterance.push(f.mulaw, f.voiced);
-        match event {
-            Some(TurnEvent::TurnEnded {
-                speech_ms,
-                speech_end,
-            }) => {
-                let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
-                debug!(parent: io.span(), speech_ms, "caller turn ended (vad)");
-                self.vad_turn_end(audio, speech_ms, speech_end, io);
-            }
-            Some(TurnEvent::Discarded) => self.utterance.discard(),
-            _ => {}
+        if let Some(cause) = step.barge_in {
+            self.barge_in(cause_label(cause), io);
+        }
+        if step.false_barge_in {
+            io.false_barge_in();
+        }
+        if let Some(turn) = step.ended {
+            debug!(parent: io.span(), speech_ms = turn.speech_ms, "caller turn ended (vad)");
+            self.vad_turn_end(turn.audio, turn.speech_ms, turn.speech_end, io);
         }
     }
 
-    /// The caller began to speak (`source`: "vad" or "stt"): barge in on anything we say.
-    fn caller_started_speaking(&mut self, source: &'static str, io: &mut EngineIo<'_>) {
+    /// The caller is speaking over what we say (sustained speech or words, `source`): cut it.
+    fn barge_in(&mut self, source: &'static str, io: &mut EngineIo<'_>) {
         if !(io.is_playing() || self.conv.is_generating()) {
             return;
         }
         let cleared = io.interrupt(source);
         self.conv.interrupted(&cleared, io);
+    }
+
+    /// Words from the STT: they may cut a reply the caller is speaking over (not a
+    /// backchannel), and they confirm the last barge-in.
+    fn words_heard(&mut self, text: &str, io: &mut EngineIo<'_>) {
+        if let Some(cause) = self.turns.on_words(io.now(), text).barge_in {
+            self.heard.answered = false;
+            self.heard.stt_empty = false;
+            self.heard.waiting = None;
+            self.barge_in(cause_label(cause), io);
+        }
     }
 
     /// The caller's turn is over: ask the agent.
@@ -139,7 +149,7 @@ impl Cascade {
         let kind = match &turn {
             CallerTurn::Speech(text) => {
                 info!(parent: io.span(), transcript = %text, "caller turn");
-                io.caller_said(text, self.speech_started_at.take(), speech_end);
+                io.caller_said(text, self.turns.take_started_at(), speech_end);
                 TurnKind::Speech
             }
             CallerTurn::Dtmf(digits) => {
@@ -147,7 +157,7 @@ impl Cascade {
                 TurnKind::Dtmf
             }
             CallerTurn::Audio(_) => {
-                io.caller_said("", self.speech_started_at.take(), speech_end);
+                io.caller_said("", self.turns.take_started_at(), speech_end);
                 TurnKind::Audio
             }
         };
@@ -253,7 +263,7 @@ impl Cascade {
         };
         self.stt.heard(&event);
         match event {
-            SttEvent::SpeechStarted if !self.finishing => self.caller_started_speaking("stt", io),
+            // The STT's voice activity alone cuts nothing: a cough starts it too. Its words do.
             SttEvent::SpeechStarted => {}
             SttEvent::Transcript {
                 text,
@@ -261,6 +271,9 @@ impl Cascade {
                 speech_final,
             } => {
                 let text = text.trim();
+                if !self.finishing && !text.is_empty() {
+                    self.words_heard(text, io);
+                }
                 if is_final && !text.is_empty() {
                     if self.finishing {
                         // The caller's last words, after the call ended: for the record.
@@ -344,6 +357,13 @@ impl Cascade {
             {
                 self.unrecognised(w.speech_end, io);
             }
+            return;
+        }
+        let busy = io.is_playing() || self.conv.is_generating();
+        if busy && !self.turns.in_turn() && !has_content_words(&self.heard.transcript) {
+            // "Yeah", "uh-huh" over our reply: a backchannel, not a turn.
+            debug!(parent: io.span(), transcript = %self.heard.transcript, "backchannel ignored");
+            self.heard.transcript.clear();
             return;
         }
         if self.turn_source == TurnSource::Stt || self.heard.waiting.is_some() {
