@@ -203,7 +203,8 @@ mod tests {
         let steps = feed(&mut t, &mut i, true, PLAYING, 40);
         let cut = steps.iter().position(|s| s.barge_in.is_some()).unwrap();
         assert_eq!(steps[cut].barge_in, Some(BargeInCause::Speech));
-        assert!(cut * 20 > 400, "cut after {} ms", cut * 20);
+        let cut_ms = (cut + 1) * 20; // `cut` is the index of the frame that cut
+        assert!(cut_ms > 400, "cut after {cut_ms} ms");
         // No words follow: `vad.false_barge_in_ms` after the cut it is counted false.
         let steps = feed(&mut t, &mut i, false, Agent::Idle, 100);
         let ended = steps.iter().find_map(|s| s.ended.as_ref()).unwrap();
