@@ -67,7 +67,6 @@ pub struct CallTask {
 }
 
 impl CallTask {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
         sid: String,

@@ -158,20 +158,19 @@ impl Table {
         {
             return false;
         }
-        {
-            if calls.len() >= MAX_CALLS_KEPT {
-                let mut done: Vec<(SystemTime, String)> = calls
-                    .iter()
-                    .filter(|(_, e)| e.status.is_final())
-                    .map(|(s, e)| (e.updated, s.clone()))
-                    .collect();
-                done.sort();
-                for (_, s) in done.iter().take(calls.len() / 10 + 1) {
-                    calls.remove(s);
-                }
+        if calls.len() >= MAX_CALLS_KEPT {
+            let mut done: Vec<(SystemTime, String)> = calls
+                .iter()
+                .filter(|(_, e)| e.status.is_final())
+                .map(|(s, e)| (e.updated, s.clone()))
+                .collect();
+            done.sort();
+            let evict = calls.len() / 10 + 1;
+            for (_, s) in done.iter().take(evict) {
+                calls.remove(s);
             }
-            calls.insert(sid.to_owned(), entry);
         }
+        calls.insert(sid.to_owned(), entry);
         true
     }
 

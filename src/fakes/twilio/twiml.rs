@@ -142,8 +142,8 @@ struct Parser<'a> {
     pos: usize,
 }
 
-impl Parser<'_> {
-    fn rest(&self) -> &str {
+impl<'a> Parser<'a> {
+    fn rest(&self) -> &'a str {
         &self.s[self.pos..]
     }
 
