@@ -280,7 +280,10 @@ async fn fake_twilio(args: &FakesArgs) -> anyhow::Result<FakeTwilio> {
     let config = FakeTwilioConfig {
         cps: args.twilio_cps,
         max_active_calls: args.twilio_max_calls,
-        default_callee: default.into_iter().next().unwrap_or_else(|| Callee::human(2)),
+        default_callee: default
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Callee::human(2)),
         ..FakeTwilioConfig::default()
     };
     let twilio = FakeTwilio::start_on(config, args.twilio_port).await?;

@@ -83,7 +83,9 @@ impl TwilioRest {
             .await
             .and_then(|body| parse_resource(&body));
         match &result {
-            Ok(r) => tracing::info!(call_sid = %r.sid, to = %call.to, status = r.status.as_str(), "Twilio call created"),
+            Ok(r) => {
+                tracing::info!(call_sid = %r.sid, to = %call.to, status = r.status.as_str(), "Twilio call created")
+            }
             Err(e) => log_failure("", "create_call", e),
         }
         result

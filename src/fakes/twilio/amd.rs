@@ -71,7 +71,11 @@ pub fn plan(amd: Option<&Amd>, callee: &Callee) -> Option<AmdPlan> {
             sync,
             after: m.greeting_len() + m.beep_len() + AFTER_BEEP,
             verdict: AmdVerdict::MachineEndBeep,
-            greeting_offset: if sync { m.greeting_len() } else { Duration::ZERO },
+            greeting_offset: if sync {
+                m.greeting_len()
+            } else {
+                Duration::ZERO
+            },
             skip_beep: sync,
         },
         Callee::Machine(m) => {
@@ -138,7 +142,10 @@ mod tests {
         let mut short = amd(true, false);
         short.timeout = Duration::from_secs(2);
         let p = plan(Some(&short), &machine).unwrap();
-        assert_eq!((p.verdict, p.after), (AmdVerdict::Unknown, Duration::from_secs(2)));
+        assert_eq!(
+            (p.verdict, p.after),
+            (AmdVerdict::Unknown, Duration::from_secs(2))
+        );
         assert!(!p.skip_beep);
     }
 }

@@ -177,7 +177,13 @@ fn apply_update(s: &Shared, sid: &str, params: &[(String, String)]) -> Result<()
                 method,
             }))
         }
-        (None, Some(u)) => return Err(Refusal::new(400, 21205, format!("Url is not a valid URL: {u}"))),
+        (None, Some(u)) => {
+            return Err(Refusal::new(
+                400,
+                21205,
+                format!("Url is not a valid URL: {u}"),
+            ));
+        }
         (Some(_), Some(_)) => return Err(bad("Specify either Url or Twiml, not both")),
         (None, None) => None,
     };
@@ -194,14 +200,19 @@ fn apply_update(s: &Shared, sid: &str, params: &[(String, String)]) -> Result<()
                     return Ok(());
                 }
                 Some("canceled")
-                    if matches!(e.status, Status::Queued | Status::Initiated | Status::Ringing) =>
+                    if matches!(
+                        e.status,
+                        Status::Queued | Status::Initiated | Status::Ringing
+                    ) =>
                 {
                     e.control.send_replace(Control::Hangup);
                     return Ok(());
                 }
                 Some("completed" | "canceled") => return Ok(()), // nothing left to end
                 Some(other) => {
-                    return Err(bad(&format!("Status must be completed or canceled, not {other}")));
+                    return Err(bad(&format!(
+                        "Status must be completed or canceled, not {other}"
+                    )));
                 }
             }
             if let Some(answer) = redirect {
@@ -239,7 +250,11 @@ async fn gate(
     let mut post_fault = None;
     let answered = if cfg.max_concurrent_requests.is_some_and(|max| n > max) {
         Answered::Refused(
-            Refusal::new(429, 20429, "Too Many Requests: concurrent requests limit exceeded"),
+            Refusal::new(
+                429,
+                20429,
+                "Too Many Requests: concurrent requests limit exceeded",
+            ),
             Some(n),
         )
     } else {
@@ -303,9 +318,12 @@ fn respond(answered: Answered, fault: Option<Fault>, retry_after: Option<u64>) -
         Answered::Ok(status, body, _) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             match fault {
-                Some(Fault::Malformed) => {
-                    (status, [("content-type", "application/json")], "{\"sid\": \"CA").into_response()
-                }
+                Some(Fault::Malformed) => (
+                    status,
+                    [("content-type", "application/json")],
+                    "{\"sid\": \"CA",
+                )
+                    .into_response(),
                 Some(Fault::DisconnectAfter(_)) => {
                     let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
                         Ok(Bytes::from_static(b"{\"sid\":")),

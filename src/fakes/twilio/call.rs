@@ -6,22 +6,22 @@
 //! events, the async AMD verdict when the simulated line reaches it, and a REST update
 //! (hang-up, redirect) reaches the call through its control channel wherever it is.
 //!
-//! Never panics on what the application answers; every failure becomes a call outcome.
+//! Status and AMD callbacks are built in `events.rs`. Never panics on what the application
+//! answers; every failure becomes a call outcome.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::Shared;
-use super::amd::{AmdPlan, AmdVerdict, plan};
+use super::amd::{AmdPlan, plan};
 use super::callee::Callee;
 use super::hooks::{CallbackQueue, request};
 use super::observed::{CallTimes, CallbackKind, EndedBy, EndedCall, StreamLeg, Voicemail};
 use super::request::{Answer, CallRequest, Hook};
 use super::state::{Control, Status};
 use super::stream::StreamEnd;
-use super::time::rfc2822;
 use super::twiml::{self, Verb};
 
 /// Longest a `<Say>`/`<Play>` is taken to last (the fake does not synthesise them).
@@ -62,7 +62,7 @@ pub struct CallTask {
     pub created: Instant,
     pub control: watch::Receiver<Control>,
     pub hooks: CallbackQueue,
-    seq: u32,
+    pub(super) seq: u32,
     pub progress: Progress,
 }
 
@@ -116,7 +116,10 @@ impl CallTask {
         drop(last);
         self.progress.dialed = Some(dialed);
         if matches!(self.callee, Callee::Fail) {
-            return match self.wait(tokio::time::sleep(Duration::from_millis(100))).await {
+            return match self
+                .wait(tokio::time::sleep(Duration::from_millis(100)))
+                .await
+            {
                 Ok(()) => (Status::Failed, EndedBy::Callee),
                 Err(_) => (Status::Canceled, EndedBy::Api),
             };
@@ -209,7 +212,9 @@ impl CallTask {
                     return match resolve(current, url) {
                         Some(hook) => Next::Redirect(Answer::Url(hook)),
                         None => {
-                            self.progress.verbs.push(format!("Error:bad Redirect URL {url}"));
+                            self.progress
+                                .verbs
+                                .push(format!("Error:bad Redirect URL {url}"));
                             Next::Done(EndedBy::AppError)
                         }
                     };
@@ -245,7 +250,9 @@ impl CallTask {
         match request(&self.shared, &self.sid, CallbackKind::Voice, hook, params).await {
             Ok((200, body)) => Some(body),
             Ok((status, _)) => {
-                self.progress.verbs.push(format!("Error:11200 HTTP {status}"));
+                self.progress
+                    .verbs
+                    .push(format!("Error:11200 HTTP {status}"));
                 None
             }
             Err(e) => {
@@ -256,90 +263,11 @@ impl CallTask {
     }
 
     /// Wait for `f`, unless a REST update interrupts.
-    pub async fn wait<T>(&mut self, f: impl std::future::Future<Output = T>) -> Result<T, Interrupt> {
+    pub async fn wait<T>(
+        &mut self,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T, Interrupt> {
         wait_or_control(&mut self.control, f).await
-    }
-
-    fn base_params(&self) -> Vec<(String, String)> {
-        let p = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        vec![
-            p("AccountSid", &self.shared.config.account_sid),
-            p("ApiVersion", "2010-04-01"),
-            p("CallSid", &self.sid),
-            p("Called", &self.req.to),
-            p("Caller", &self.req.from),
-            p("Direction", "outbound-api"),
-            p("From", &self.req.from),
-            p("To", &self.req.to),
-        ]
-    }
-
-    pub(super) fn set_answered_by(&mut self, v: AmdVerdict) {
-        self.progress.answered_by = Some(v.as_str());
-        self.shared
-            .table
-            .with(&self.sid, |e| e.answered_by = Some(v.as_str()));
-    }
-
-    pub(super) fn amd_callback(&self, v: AmdVerdict) {
-        let Some(hook) = self.req.amd.as_ref().and_then(|a| a.async_callback.as_ref()) else {
-            return;
-        };
-        let detection_ms = self
-            .progress
-            .answered
-            .map_or(0, |a| a.elapsed().as_millis() as u64);
-        let params = vec![
-            ("AccountSid".to_owned(), self.shared.config.account_sid.clone()),
-            ("CallSid".to_owned(), self.sid.clone()),
-            ("AnsweredBy".to_owned(), v.as_str().to_owned()),
-            ("MachineDetectionDuration".to_owned(), detection_ms.to_string()),
-        ];
-        self.hooks.push(CallbackKind::Amd, hook, params);
-    }
-
-    /// Record a status change and send its callback if that event was asked for.
-    fn status(&mut self, status: Status) -> Instant {
-        let at = self
-            .shared
-            .table
-            .set_status(&self.shared.observed, &self.sid, status);
-        let ev = &self.req.events;
-        let wanted = match status {
-            Status::Queued => false,
-            Status::Initiated => ev.initiated,
-            Status::Ringing => ev.ringing,
-            Status::InProgress => ev.answered,
-            _ => ev.completed,
-        };
-        let Some(hook) = self.req.status_callback.clone().filter(|_| wanted) else {
-            return at;
-        };
-        let mut params = self.base_params();
-        params.push(("CallStatus".into(), status.as_str().into()));
-        params.push(("CallbackSource".into(), "call-progress-events".into()));
-        params.push(("Timestamp".into(), rfc2822(SystemTime::now())));
-        params.push(("SequenceNumber".into(), self.seq.to_string()));
-        self.seq += 1;
-        if let Some(by) = self.progress.answered_by {
-            params.push(("AnsweredBy".into(), by.into()));
-        }
-        if status.is_final() {
-            let secs = self.progress.duration_secs;
-            params.push(("CallDuration".into(), secs.to_string()));
-            params.push(("Duration".into(), secs.div_ceil(60).to_string()));
-            let sip = match status {
-                Status::Busy => Some("486"),
-                Status::NoAnswer | Status::Canceled => Some("487"),
-                Status::Failed => Some("500"),
-                _ => None,
-            };
-            if let Some(code) = sip {
-                params.push(("SipResponseCode".into(), code.into()));
-            }
-        }
-        self.hooks.push(CallbackKind::Status, &hook, params);
-        at
     }
 
     async fn finish(mut self, status: Status, ended_by: EndedBy) {

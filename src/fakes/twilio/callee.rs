@@ -20,8 +20,7 @@ pub const HUMAN_LINES: [&str; 3] = [
     "Thank you, goodbye",
 ];
 /// What [`Callee::machine`]'s voicemail says before the beep.
-pub const MACHINE_GREETING: &str =
-    "Hi, you have reached Alex. I cannot take your call right now. Please leave a message after the tone";
+pub const MACHINE_GREETING: &str = "Hi, you have reached Alex. I cannot take your call right now. Please leave a message after the tone";
 
 /// One destination's behaviour for one attempt.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ mod amd;
 mod api;
 mod call;
 pub mod callee;
+mod events;
 mod hooks;
 pub mod observed;
 pub mod request;
@@ -32,8 +33,8 @@ use tokio::sync::Notify;
 
 pub use callee::{Callee, Human, Machine};
 pub use observed::{
-    CallTimes, CallbackKind, Delivered, EndedBy, EndedCall, LifecycleEvent, SeenRequest,
-    StreamLeg, TwilioObserved, Voicemail,
+    CallTimes, CallbackKind, Delivered, EndedBy, EndedCall, LifecycleEvent, SeenRequest, StreamLeg,
+    TwilioObserved, Voicemail,
 };
 
 use super::{FakeServer, Faults};

@@ -172,9 +172,9 @@ impl EndedCall {
 
     /// Seconds from answer to end, as `CallDuration` reports them.
     pub fn duration_secs(&self) -> u64 {
-        self.times
-            .answered
-            .map_or(0, |a| self.times.ended.saturating_duration_since(a).as_secs())
+        self.times.answered.map_or(0, |a| {
+            self.times.ended.saturating_duration_since(a).as_secs()
+        })
     }
 }
 

@@ -108,7 +108,9 @@ pub fn parse_create(form: &[(String, String)], owned: &[String]) -> Result<CallR
     if !owned.is_empty() && !owned.iter().any(|n| n == from) {
         return Err(bad(
             21210,
-            format!("The source phone number provided, {from}, is not yet verified for your account."),
+            format!(
+                "The source phone number provided, {from}, is not yet verified for your account."
+            ),
         ));
     }
     let method = |name: &str| -> Result<&'static str, Refusal> {
@@ -132,13 +134,19 @@ pub fn parse_create(form: &[(String, String)], owned: &[String]) -> Result<CallR
         (Some(url), None) => Answer::Url(url),
         (None, Some(twiml)) if twiml.chars().count() <= MAX_TWIML => Answer::Twiml(twiml.into()),
         (None, Some(_)) => {
-            return Err(bad(21200, format!("Twiml is longer than {MAX_TWIML} characters")));
+            return Err(bad(
+                21200,
+                format!("Twiml is longer than {MAX_TWIML} characters"),
+            ));
         }
         (Some(_), Some(_)) => {
             return Err(bad(21200, "Specify either Url or Twiml, not both".into()));
         }
         (None, None) => {
-            return Err(bad(21200, "A 'Url', 'ApplicationSid' or 'Twiml' parameter is required".into()));
+            return Err(bad(
+                21200,
+                "A 'Url', 'ApplicationSid' or 'Twiml' parameter is required".into(),
+            ));
         }
     };
     let status_callback = hook("StatusCallback", "StatusCallbackMethod", 21502)?;
@@ -162,7 +170,10 @@ pub fn parse_create(form: &[(String, String)], owned: &[String]) -> Result<CallR
             None => Ok(Duration::from_secs(default)),
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Ok(Duration::from_secs(n.min(max))),
-                _ => Err(bad(code, format!("Invalid {name}: {v} (a positive whole number)"))),
+                _ => Err(bad(
+                    code,
+                    format!("Invalid {name}: {v} (a positive whole number)"),
+                )),
             },
         }
     };
@@ -174,7 +185,12 @@ pub fn parse_create(form: &[(String, String)], owned: &[String]) -> Result<CallR
             let async_amd = match get("AsyncAmd") {
                 None | Some("false") => false,
                 Some("true") => true,
-                Some(v) => return Err(bad(21234, format!("AsyncAmd must be true or false, not {v}"))),
+                Some(v) => {
+                    return Err(bad(
+                        21234,
+                        format!("AsyncAmd must be true or false, not {v}"),
+                    ));
+                }
             };
             let async_callback = hook(
                 "AsyncAmdStatusCallback",
@@ -205,7 +221,10 @@ pub fn parse_create(form: &[(String, String)], owned: &[String]) -> Result<CallR
             })
         }
         Some(other) => {
-            return Err(bad(21234, format!("Invalid MachineDetection value: {other}")));
+            return Err(bad(
+                21234,
+                format!("Invalid MachineDetection value: {other}"),
+            ));
         }
     };
     Ok(CallRequest {
@@ -289,7 +308,10 @@ mod tests {
         assert_eq!(code(&[OK[0], OK[2]]), 21213);
         assert_eq!(code(&[OK[0], ("From", "+1-555"), OK[2]]), 21212);
         assert_eq!(code(&OK[..2]), 21200);
-        assert_eq!(code(&[OK[0], OK[1], OK[2], ("Twiml", "<Response/>")]), 21200);
+        assert_eq!(
+            code(&[OK[0], OK[1], OK[2], ("Twiml", "<Response/>")]),
+            21200
+        );
         assert_eq!(code(&[OK[0], OK[1], ("Url", "/relative")]), 21205);
         assert_eq!(code(&[OK[0], OK[1], ("Url", "ftp://h/x")]), 21205);
         let mut f = OK.to_vec();
@@ -312,7 +334,10 @@ mod tests {
         let owned = vec!["+15550000000".to_string()];
         assert_eq!(parse_create(&form(&OK), &owned).unwrap_err().code, 21210);
         let body = Refusal::new(400, 21211, "x").body();
-        assert_eq!(body["more_info"], "https://www.twilio.com/docs/errors/21211");
+        assert_eq!(
+            body["more_info"],
+            "https://www.twilio.com/docs/errors/21211"
+        );
         assert_eq!(body["status"], 400);
     }
 }

@@ -58,7 +58,10 @@ impl Status {
 
     /// Dialled and not over: counts against concurrent calls.
     pub fn is_active(self) -> bool {
-        matches!(self, Status::Initiated | Status::Ringing | Status::InProgress)
+        matches!(
+            self,
+            Status::Initiated | Status::Ringing | Status::InProgress
+        )
     }
 }
 
@@ -97,7 +100,8 @@ impl CallEntry {
             .end
             .map(|_| self.duration_secs.unwrap_or(0).to_string());
         let uri = format!("/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json");
-        let sub = |name: &str| format!("/2010-04-01/Accounts/{account_sid}/Calls/{sid}/{name}.json");
+        let sub =
+            |name: &str| format!("/2010-04-01/Accounts/{account_sid}/Calls/{sid}/{name}.json");
         json!({
             "sid": sid,
             "account_sid": account_sid,

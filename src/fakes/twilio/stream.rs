@@ -73,7 +73,9 @@ impl CallTask {
         let run = sim.run_until(hang.clone().cancelled_owned());
         tokio::pin!(run);
         let opened = Instant::now();
-        let mut due = amd.filter(|p| !p.sync).map(|p| (opened + p.after, p.verdict));
+        let mut due = amd
+            .filter(|p| !p.sync)
+            .map(|p| (opened + p.after, p.verdict));
         let mut interrupt = None;
         let mut control_open = true;
         let result = loop {
@@ -109,7 +111,8 @@ impl CallTask {
         };
         if let (Callee::Machine(m), Some(r)) = (&self.callee, &report) {
             let greeting_streamed = !skip_beep && m.streams_greeting(offset);
-            self.progress.voicemail = Some(voicemail(r, m.beep_len(), skip_beep, greeting_streamed));
+            self.progress.voicemail =
+                Some(voicemail(r, m.beep_len(), skip_beep, greeting_streamed));
         }
         let end = match (&interrupt, &report) {
             (Some(_), _) => None,
@@ -166,7 +169,8 @@ fn leg(
 /// The URL to connect to: `ws(s)://` only, query and fragment dropped, `wss` → `ws` when
 /// `plain_ws`.
 fn stream_url(raw: &str, plain_ws: bool) -> Result<String, String> {
-    let mut url = reqwest::Url::parse(raw).map_err(|e| format!("31920 bad stream URL {raw}: {e}"))?;
+    let mut url =
+        reqwest::Url::parse(raw).map_err(|e| format!("31920 bad stream URL {raw}: {e}"))?;
     if !matches!(url.scheme(), "ws" | "wss") {
         return Err(format!("31920 stream URL must be wss://, not {raw}"));
     }
@@ -180,7 +184,12 @@ fn stream_url(raw: &str, plain_ws: bool) -> Result<String, String> {
 }
 
 /// Split what a voicemail box heard at the end of its beep.
-fn voicemail(r: &SimReport, beep_len: std::time::Duration, skip_beep: bool, greeting: bool) -> Voicemail {
+fn voicemail(
+    r: &SimReport,
+    beep_len: std::time::Duration,
+    skip_beep: bool,
+    greeting: bool,
+) -> Voicemail {
     let heard_ms = r.heard.len() as u64 / 8;
     let beep_end_ms = if skip_beep {
         0
@@ -230,11 +239,14 @@ mod tests {
 
     #[test]
     fn voicemail_cuts_at_the_beep() {
-        let mut r = SimReport::default();
         // greeting at 0 ms, beep at 1000 ms (500 ms long), then 1 s of loud "message".
-        r.speech_starts_ms = vec![0, 1000];
-        r.heard = vec![crate::audio::mulaw::SILENCE; 8 * 1500];
-        r.heard.extend(super::super::callee::speech("leaving a message now").iter());
+        let mut heard = vec![crate::audio::mulaw::SILENCE; 8 * 1500];
+        heard.extend(super::super::callee::speech("leaving a message now").iter());
+        let r = SimReport {
+            speech_starts_ms: vec![0, 1000],
+            heard,
+            ..SimReport::default()
+        };
         let v = voicemail(&r, std::time::Duration::from_millis(500), false, true);
         assert_eq!(v.beep_end_ms, 1500);
         assert_eq!(v.voiced_before_beep_ms, 0);

@@ -23,7 +23,9 @@ fn twiml_call(to: &str, twiml: &str) -> CreateCall {
 fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34
         && s.starts_with(prefix)
-        && s[2..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && s[2..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 #[tokio::test]
@@ -75,8 +77,14 @@ async fn create_answers_like_twilio() {
         [201, 401, 400]
     );
     assert_eq!(seen[2].error_code, Some(21211));
-    assert_eq!(seen[0].param("Twiml"), Some("<Response><Hangup/></Response>"));
-    let ended = f.wait_ended(&call.sid, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        seen[0].param("Twiml"),
+        Some("<Response><Hangup/></Response>")
+    );
+    let ended = f
+        .wait_ended(&call.sid, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!((ended.status, ended.callee), ("failed", "fail"));
 }
 
@@ -188,14 +196,20 @@ async fn hang_up_redirect_and_twiml_outcomes() {
     let rest = f.client().unwrap();
     // A call in progress running a long pause: redirected to <Dial>, the transfer is recorded.
     let c = rest
-        .create_call(&twiml_call(TO, "<Response><Pause length=\"30\"/></Response>"))
+        .create_call(&twiml_call(
+            TO,
+            "<Response><Pause length=\"30\"/></Response>",
+        ))
         .await
         .unwrap();
     wait_status(&f, &c.sid, "in-progress").await;
     rest.transfer(&c.sid, "+15557654321").await.unwrap();
     let ended = f.wait_ended(&c.sid, Duration::from_secs(5)).await.unwrap();
     assert_eq!(ended.transferred_to(), Some("+15557654321"));
-    assert_eq!((ended.status, ended.ended_by), ("completed", EndedBy::Twiml));
+    assert_eq!(
+        (ended.status, ended.ended_by),
+        ("completed", EndedBy::Twiml)
+    );
     // Redirecting a call that is over is refused (21220); hanging it up again is fine.
     let e = rest
         .update_call(&c.sid, &CallUpdate::Twiml("<Response/>".into()))
@@ -203,15 +217,23 @@ async fn hang_up_redirect_and_twiml_outcomes() {
         .unwrap_err();
     assert_eq!(e.code(), Some(21220));
     rest.hang_up(&c.sid).await.unwrap();
-    rest.hang_up("CA0123456789abcdef0123456789abcdef").await.unwrap();
+    rest.hang_up("CA0123456789abcdef0123456789abcdef")
+        .await
+        .unwrap();
 
     // Hung up by the API while in progress.
     let c = rest
-        .create_call(&twiml_call(TO, "<Response><Pause length=\"30\"/></Response>"))
+        .create_call(&twiml_call(
+            TO,
+            "<Response><Pause length=\"30\"/></Response>",
+        ))
         .await
         .unwrap();
     wait_status(&f, &c.sid, "in-progress").await;
-    let r = rest.update_call(&c.sid, &CallUpdate::Complete).await.unwrap();
+    let r = rest
+        .update_call(&c.sid, &CallUpdate::Complete)
+        .await
+        .unwrap();
     assert_eq!(r.sid, c.sid);
     let ended = f.wait_ended(&c.sid, Duration::from_secs(5)).await.unwrap();
     assert_eq!((ended.status, ended.ended_by), ("completed", EndedBy::Api));
@@ -226,14 +248,21 @@ async fn hang_up_redirect_and_twiml_outcomes() {
         .unwrap();
     let ended = f.wait_ended(&c.sid, Duration::from_secs(5)).await.unwrap();
     assert_eq!(ended.ended_by, EndedBy::AppError);
-    assert!(ended.verbs[0].starts_with("Error:12100"), "{:?}", ended.verbs);
+    assert!(
+        ended.verbs[0].starts_with("Error:12100"),
+        "{:?}",
+        ended.verbs
+    );
     let dead = format!("http://{}/voice", unused_addr());
     let c = rest
         .create_call(&CreateCall::new(TO, FROM, CallAnswer::Url(dead)))
         .await
         .unwrap();
     let ended = f.wait_ended(&c.sid, Duration::from_secs(5)).await.unwrap();
-    assert_eq!((ended.status, ended.ended_by), ("completed", EndedBy::AppError));
+    assert_eq!(
+        (ended.status, ended.ended_by),
+        ("completed", EndedBy::AppError)
+    );
     let voice = f.observed.callbacks_for(&c.sid, CallbackKind::Voice);
     assert_eq!(voice.len(), 1);
     assert!(voice[0].response.is_err());

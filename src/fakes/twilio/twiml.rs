@@ -217,7 +217,9 @@ impl<'a> Parser<'a> {
                 .next()
                 .filter(|c| *c == '"' || *c == '\'')
                 .ok_or("unquoted attribute value")?;
-            let end = rest[1..].find(quote).ok_or("unterminated attribute value")?;
+            let end = rest[1..]
+                .find(quote)
+                .ok_or("unterminated attribute value")?;
             let raw = &rest[1..1 + end];
             if raw.contains('<') {
                 return Err("'<' in an attribute value".into());

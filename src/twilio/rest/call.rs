@@ -132,7 +132,10 @@ impl CreateCall {
         };
         num("Timeout", self.timeout_secs);
         num("TimeLimit", self.time_limit_secs);
-        num("MachineDetectionTimeout", self.machine_detection_timeout_secs);
+        num(
+            "MachineDetectionTimeout",
+            self.machine_detection_timeout_secs,
+        );
         if let Some(md) = self.machine_detection {
             f.push(("MachineDetection", md.as_str().into()));
         }
@@ -237,7 +240,9 @@ impl AnsweredBy {
     pub fn is_message_end(self) -> bool {
         matches!(
             self,
-            AnsweredBy::MachineEndBeep | AnsweredBy::MachineEndSilence | AnsweredBy::MachineEndOther
+            AnsweredBy::MachineEndBeep
+                | AnsweredBy::MachineEndSilence
+                | AnsweredBy::MachineEndOther
         )
     }
 }
