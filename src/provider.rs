@@ -9,7 +9,39 @@ use std::fmt;
 
 use metrics::counter;
 
-pub const PROVIDER_ERRORS: &str = "voxbridge_provider_errors_total";
+pub use crate::metrics::PROVIDER_ERRORS;
+
+/// Read buffer of a provider WebSocket. tungstenite's default is 128 KiB and it zeroes the
+/// free part on every read: at a few hundred calls with three sockets each that memset was a
+/// quarter of the server's CPU. Provider messages are small (an STT result, a TTS audio chunk of
+/// a few KiB); the buffer grows when one needs more.
+pub const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Socket settings for every provider WebSocket (and the fakes' end of them).
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        // Each message is flushed as it is sent (audio frames are latency-bound).
+        .write_buffer_size(0)
+}
+
+/// Open a provider WebSocket with [`ws_config`].
+pub async fn connect_ws<R>(
+    request: R,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+>
+where
+    R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+{
+    tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false).await
+}
 
 /// A provider failure, classified the same way for every provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

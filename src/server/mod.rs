@@ -35,7 +35,7 @@ use crate::quality::notify::QualityOutlets;
 
 /// What every handler can see.
 pub struct AppState {
-    pub config: Config,
+    pub config: Arc<Config>,
     /// Speech providers and agent, shared by every call.
     pub services: Arc<CallServices>,
     pub metrics: Metrics,
@@ -112,7 +112,7 @@ impl Server {
             tracing::warn!("TWILIO_AUTH_TOKEN not set: Twilio signatures are not checked");
         }
         let state = Arc::new(AppState {
-            config,
+            config: Arc::new(config),
             services,
             metrics: Metrics::new(),
             prometheus,

@@ -32,7 +32,7 @@ pub async fn connect(url: &str, key: &Secret, limit: Duration) -> Result<Ws, Pro
         .map_err(|_| ProviderError::Connect("API key is not a valid header value".into()))?;
     auth.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, auth);
-    match timeout(limit, tokio_tungstenite::connect_async(request)).await {
+    match timeout(limit, crate::provider::connect_ws(request)).await {
         Err(_) => Err(ProviderError::Timeout(format!(
             "no handshake within {} ms",
             limit.as_millis()
