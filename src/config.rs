@@ -52,6 +52,7 @@ pub struct Config {
     pub playout: PlayoutConfig,
     pub quality: QualityConfig,
     pub alerts: AlertsConfig,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,6 +246,20 @@ pub struct AlertsConfig {
     pub webhook_attempts: u32,
 }
 
+/// Call records (`[store]`): where they go and how the background writer retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`, `postgres://…`, or `""` for no records.
+    pub url: String,
+    pub queue: usize,
+    pub max_pending: usize,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub write_timeout_ms: u64,
+    pub max_connections: u32,
+}
+
 impl Default for Config {
     fn default() -> Self {
         // The embedded defaults are checked by a unit test; failing here is a build defect.
@@ -413,11 +428,51 @@ impl Config {
         if self.limits.max_calls == 0 {
             return invalid("limits.max_calls", "must allow at least one call");
         }
+        self.validate_store()?;
         if self.public_host_invalid() {
             return invalid(
                 "server.public_host",
                 "a host name (and port), without scheme or path",
             );
+        }
+        Ok(())
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        let s = &self.store;
+        let url_ok = s.url.is_empty()
+            || s.url.starts_with("sqlite:")
+            || s.url.starts_with("postgres://")
+            || s.url.starts_with("postgresql://");
+        if !url_ok {
+            return invalid(
+                "store.url",
+                "must be sqlite://PATH, postgres://… or empty (no records)",
+            );
+        }
+        if s.queue == 0 {
+            return invalid("store.queue", "must hold at least 1 record");
+        }
+        if s.max_pending < s.queue {
+            return invalid("store.max_pending", "must be at least store.queue");
+        }
+        if s.retry_initial_ms == 0 || s.retry_max_ms < s.retry_initial_ms {
+            return invalid(
+                "store.retry_max_ms",
+                "backoff needs 0 < retry_initial_ms <= retry_max_ms",
+            );
+        }
+        if s.write_timeout_ms < 100 {
+            return invalid("store.write_timeout_ms", "must be at least 100 ms");
+        }
+        if s.max_connections == 0 {
+            return invalid("store.max_connections", "must be at least 1");
         }
         Ok(())
     }

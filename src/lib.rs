@@ -5,6 +5,7 @@
 //! answer back. [`sim`] is a faithful simulated Twilio leg used by the CLI, tests and benches.
 
 pub mod agent;
+pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod provider;
 pub mod quality;
 pub mod server;
 pub mod sim;
+pub mod store;
 pub mod stt;
 pub mod tts;
 pub mod twilio;

@@ -178,6 +178,8 @@ fn describe() {
         TTS_FALLBACKS,
         "Replies switched to the second TTS or to the apology."
     );
+    crate::store::metrics::describe();
+    crate::api::describe_metrics();
     describe_counter!(
         CALL_REPORTS_DROPPED,
         "Per-call reports not written (queue full or I/O error)."
