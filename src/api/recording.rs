@@ -10,10 +10,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeFile;
+use utoipa::ToSchema;
 
 use super::ApiState;
 use super::problem::Problem;
 use super::query::{CallSid, CallSidParam};
+
+/// Audio bytes, as the OpenAPI document describes them.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct AudioBytes(#[allow(dead_code)] Vec<u8>);
 
 /// A call's recording
 ///
@@ -30,12 +36,12 @@ use super::query::{CallSid, CallSidParam};
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The whole recording", content(
-            (Vec<u8> = "audio/ogg"),
-            (Vec<u8> = "audio/wav"),
+            (AudioBytes = "audio/ogg"),
+            (AudioBytes = "audio/wav"),
         )),
         (status = 206, description = "The requested byte range", content(
-            (Vec<u8> = "audio/ogg"),
-            (Vec<u8> = "audio/wav"),
+            (AudioBytes = "audio/ogg"),
+            (AudioBytes = "audio/wav"),
         )),
         (status = 400, description = "Bad call_sid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
