@@ -17,8 +17,6 @@ use crate::store::record::{CallStatus, Direction};
 
 /// A call id as it may appear in a path: 1–64 of `A-Z a-z 0-9 _ -`.
 pub const CALL_SID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
-/// Free-text filter values: 1–128 visible characters.
-const TEXT_PATTERN: &str = "^[!-~]{1,128}$";
 
 /// Filters and paging of `GET /api/calls`.
 #[derive(Debug, Deserialize, IntoParams)]
