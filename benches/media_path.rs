@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use voxbridge::audio::frame_dbfs;
 use voxbridge::audio::{mulaw, resample::StreamResampler};
-use voxbridge::call::turn::{TurnDetector, frame_dbfs};
+use voxbridge::call::ears::Ears;
+use voxbridge::call::frames::CallInput;
 use voxbridge::config::Config;
+use voxbridge::engine::turn::TurnDetector;
 use voxbridge::quality::meter::QualityMeter;
+use voxbridge::twilio::codec::MediaStreamsCodec;
 use voxbridge::twilio::messages::{
     InboundEvent, OutboundMessage, decode_payload, media_json, parse_inbound, write_outbound,
 };
@@ -100,35 +104,43 @@ fn per_frame_analysis(c: &mut Criterion) {
     c.bench_function("vad_frame", |b| {
         b.iter(|| {
             let level = frame_dbfs(black_box(&pcm));
-            black_box(turn.push(level, 20, t0))
+            black_box(turn.push(level >= config.turn.vad_threshold_dbfs, 20, t0))
         })
     });
 }
 
-/// What the session does per inbound frame: JSON → base64 → PCM → quality meter → VAD → STT
-/// buffer (the frame copied into the provider's queue item).
+/// What the session does per inbound frame: the Twilio codec (JSON → base64 → μ-law, stream
+/// checks) → the ears (PCM, level, voice) → quality meter → turn detector → STT buffer (the
+/// frame copied into the provider's queue item).
 fn inbound_path(c: &mut Criterion) {
     let config = Config::default();
+    let start = voxbridge::twilio::messages::start_json(1, "AC1", SID, "CA1", &[]);
     let json = media_json(42, SID, 41, 800, &speechy_frame());
+    let mut codec = MediaStreamsCodec::new(config.limits.max_media_payload_bytes);
+    let mut ears = Ears::new(&config.turn);
+    let _ = codec.decode(&start, &mut ears.payload);
     let mut turn = TurnDetector::new(&config.turn);
     let t0 = Instant::now();
     let mut meter = QualityMeter::new(&config.quality, 5, t0);
-    let mut payload = Vec::with_capacity(512);
-    let mut pcm = vec![0i16; 160];
     let mut chunk = 0u64;
     c.bench_function("inbound_frame_path", |b| {
         b.iter(|| {
-            if let Ok(InboundEvent::Media(m)) = parse_inbound(black_box(&json))
-                && decode_payload(m.payload, &mut payload).is_ok()
-            {
+            if let Ok(CallInput::Audio(_)) = codec.decode(black_box(&json), &mut ears.payload) {
                 chunk += 1;
                 let at = t0 + Duration::from_millis(chunk * 20);
-                mulaw::decode_into(&payload, &mut pcm);
-                let level = frame_dbfs(&pcm);
-                let voiced = turn.is_voiced(level);
-                meter.on_media(at, chunk, chunk * 20, &pcm, level, voiced, false);
-                black_box(turn.push(level, 20, at));
-                black_box(Bytes::copy_from_slice(&payload));
+                let heard = ears.listen();
+                let (mulaw, pcm) = ears.frame();
+                meter.on_media(
+                    at,
+                    chunk,
+                    chunk * 20,
+                    pcm,
+                    heard.level_dbfs,
+                    heard.voiced,
+                    false,
+                );
+                black_box(turn.push(heard.voiced, 20, at));
+                black_box(Bytes::copy_from_slice(mulaw));
             }
         })
     });

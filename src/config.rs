@@ -6,6 +6,9 @@
 //! reads and checks settings; it must not hold secrets (those come from the environment where
 //! they are used) and must not start anything.
 
+pub mod profiles;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -47,13 +50,23 @@ pub struct Config {
     pub agent: AgentConfig,
     pub stt: SttConfig,
     pub tts: TtsConfig,
+    pub realtime: crate::engine::realtime::config::RealtimeConfig,
     pub limits: LimitsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
     pub quality: QualityConfig,
     pub alerts: AlertsConfig,
     pub store: StoreConfig,
+    /// Named agent profiles over `[agent]` (see [`profiles`]).
+    #[serde(default)]
+    pub agents: BTreeMap<String, profiles::AgentProfile>,
+    /// Called number → agent profile.
+    #[serde(default)]
+    pub numbers: profiles::Numbers,
 }
+
+/// Sections whose keys are names chosen by the user (not in the defaults).
+const FREE_FORM_SECTIONS: &[&str] = &["agents", "numbers"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,11 +109,13 @@ pub struct LogConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AgentKind {
     Echo,
     Openai,
     Scripted,
+    /// OpenAI Realtime speech-to-speech (the `[realtime]` section).
+    OpenaiRealtime,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +131,8 @@ pub struct AgentConfig {
     pub fallback_model: String,
     pub flow_file: String,
     pub apology: String,
+    /// Said when the caller spoke but no words were recognised.
+    pub reprompt: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -384,28 +401,16 @@ impl Config {
                 "must be elevenlabs_ws, elevenlabs_http, openai, espeak or empty",
             );
         }
-        if self.agent.kind != AgentKind::Echo && self.tts.provider == TtsProvider::None {
+        if self.tts.timeout_ms == 0 {
             return invalid(
-                "tts.provider",
-                "the openai and scripted agents need a TTS provider",
+                "tts.timeout_ms",
+                "must be at least 1 (every reply would time out)",
             );
         }
-        if self.stt.provider != SttProvider::None && self.tts.provider == TtsProvider::None {
+        if self.stt.connect_timeout_ms == 0 {
             return invalid(
-                "tts.provider",
-                "with an STT provider, replies are spoken: set a TTS provider",
-            );
-        }
-        if self.turn.source == TurnSource::Stt && self.stt.provider == SttProvider::None {
-            return invalid(
-                "turn.source",
-                "\"stt\" needs an STT provider (stt.provider)",
-            );
-        }
-        if self.agent.kind == AgentKind::Openai && self.stt.provider == SttProvider::None {
-            return invalid(
-                "stt.provider",
-                "the openai agent needs transcripts: set an STT provider",
+                "stt.connect_timeout_ms",
+                "must be at least 1 (every connection would time out)",
             );
         }
         if self.stt.utterance_end_ms < 1000 {
@@ -429,6 +434,8 @@ impl Config {
             return invalid("limits.max_calls", "must allow at least one call");
         }
         self.validate_store()?;
+        self.validate_profiles()?;
+        self.realtime.validate()?;
         if self.public_host_invalid() {
             return invalid(
                 "server.public_host",
@@ -495,7 +502,12 @@ fn merge(base: &mut Table, user: Table, prefix: &str) -> Result<(), ConfigError>
         } else {
             format!("{prefix}.{key}")
         };
+        let top = path.split('.').next().unwrap_or_default();
+        let free_form = FREE_FORM_SECTIONS.contains(&top);
         match (base.get_mut(&key), value) {
+            (None, value) if free_form => {
+                base.insert(key, value);
+            }
             (None, _) => return Err(ConfigError::UnknownKey { key: path }),
             (Some(Value::Table(base_sub)), Value::Table(user_sub)) => {
                 merge(base_sub, user_sub, &path)?
@@ -521,6 +533,7 @@ fn apply_env(table: &mut Table, env: impl Fn(&str) -> Option<String>) -> Result<
     }
     let sections: Vec<(String, Vec<String>)> = table
         .iter()
+        .filter(|(s, _)| !FREE_FORM_SECTIONS.contains(&s.as_str()))
         .filter_map(|(s, v)| {
             v.as_table()
                 .map(|t| (s.clone(), t.keys().cloned().collect()))

@@ -1,14 +1,15 @@
 //! voxbridge — a real-time voice media server for Twilio Media Streams.
 //!
 //! Twilio streams each call's audio to [`server`] over a WebSocket; a [`call::session`] per call
-//! decodes it ([`audio`]), finds the caller's turns, lets an [`agent`] answer, and paces the
-//! answer back. [`sim`] is a faithful simulated Twilio leg used by the CLI, tests and benches.
+//! decodes it ([`audio`]) and hands it to the call's [`engine`] (echo, a cascade of STT →
+//! [`agent`] → TTS, or a speech-to-speech model), and paces the answer back. [`sim`] is a faithful simulated Twilio leg used by the CLI, tests and benches.
 
 pub mod agent;
 pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod engine;
 pub mod fakes;
 pub mod logging;
 pub mod metrics;

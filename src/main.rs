@@ -12,6 +12,7 @@ use voxbridge::config::{Config, LogConfig, LogFormat};
 use voxbridge::fakes::deepgram::FakeDeepgram;
 use voxbridge::fakes::elevenlabs::FakeElevenLabs;
 use voxbridge::fakes::openai_chat::FakeOpenAiChat;
+use voxbridge::fakes::openai_realtime::FakeOpenAiRealtime;
 use voxbridge::fakes::openai_speech::FakeOpenAiSpeech;
 use voxbridge::server::Server;
 use voxbridge::sim::load::LoadConfig;
@@ -39,8 +40,9 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Run local fakes of Deepgram, OpenAI and ElevenLabs on 127.0.0.1 (for demos and load
-    /// runs without the cloud) and print the environment that points `serve` at them.
+    /// Run local fakes of Deepgram, OpenAI (chat, speech, Realtime) and ElevenLabs on 127.0.0.1
+    /// (for demos and load runs without the cloud) and print the environment that points
+    /// `serve` at them.
     Fakes,
     /// Many simulated Twilio calls at once, at real-time pace; prints a load report.
     Load {
@@ -157,14 +159,21 @@ async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> a
     voxbridge::logging::init(&config.log);
     let drain = Duration::from_secs(config.server.drain_timeout_secs);
     let services = CallServices::from_config(&config, |var| std::env::var(var).ok()).await?;
-    tracing::info!(
-        stt = services.stt.as_ref().map_or("none", |s| s.name()),
-        agent = services.agent.name(),
-        tts = services.tts.as_ref().map_or("none", |t| t.name()),
-        turn_source = ?services.turn_source,
-        twilio_rest = services.twilio.is_some(),
-        "providers ready"
-    );
+    for name in services.profiles.names() {
+        let Some(p) = services.profiles.get(name) else {
+            continue;
+        };
+        tracing::info!(
+            profile = name,
+            engine = p.engine.as_str(),
+            stt = p.stt.as_ref().map_or("none", |s| s.name()),
+            agent = p.agent.name(),
+            tts = p.tts.as_ref().map_or("none", |t| t.name()),
+            turn_source = ?p.turn_source,
+            "agent profile ready"
+        );
+    }
+    tracing::info!(twilio_rest = services.twilio.is_some(), "providers ready");
     let server = Server::bind_with(config.clone(), services)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -185,19 +194,17 @@ async fn fakes() -> anyhow::Result<()> {
     });
     const KEY: &str = "fake-key";
     let deepgram = FakeDeepgram::start(KEY).await?;
-    // The fake recogniser returns these in turn, one per caller utterance.
-    for _ in 0..1000 {
-        for phrase in [
-            "I would like to check the status of my order",
-            "When will it arrive?",
-            "Thank you, goodbye.",
-        ] {
-            deepgram.transcripts.push(phrase);
-        }
-    }
+    // Every connection cycles through these, one per caller utterance, for as long as it lasts.
+    deepgram.transcripts.cycle([
+        "I would like to check the status of my order",
+        "When will it arrive?",
+        "Can I change the delivery address?",
+    ]);
     let chat = FakeOpenAiChat::start(KEY).await?;
     let elevenlabs = FakeElevenLabs::start(KEY).await?;
     let speech = FakeOpenAiSpeech::start(KEY).await?;
+    // Speaks its default script (greeting, an order-status answer, a goodbye with end_call).
+    let realtime = FakeOpenAiRealtime::start(KEY).await?;
     println!("# Local fakes on 127.0.0.1 (Ctrl-C to stop). Point `voxbridge serve` at them:");
     println!("export DEEPGRAM_API_KEY={KEY} OPENAI_API_KEY={KEY} ELEVENLABS_API_KEY={KEY}");
     println!(
@@ -215,6 +222,10 @@ async fn fakes() -> anyhow::Result<()> {
     println!(
         "# or the OpenAI voice: VOXBRIDGE_TTS_PROVIDER=openai VOXBRIDGE_TTS_OPENAI_BASE_URL={}",
         speech.base_url()
+    );
+    println!(
+        "# or speech-to-speech: VOXBRIDGE_AGENT_KIND=openai_realtime VOXBRIDGE_REALTIME_BASE_URL={}",
+        realtime.url()
     );
     shutdown_signal().await;
     Ok(())

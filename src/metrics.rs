@@ -1,4 +1,5 @@
-//! Prometheus metrics: names, help texts, buckets, and pre-registered handles.
+//! Prometheus metrics: the one catalogue of names and help texts ([`CATALOGUE`]), buckets, and
+//! pre-registered handles.
 //!
 //! Conventions (shared/reference/call-quality.md): base units in the name (`_seconds`), counters
 //! end in `_total`, and **no per-call labels** — per-call detail goes to logs and call summaries.
@@ -11,11 +12,8 @@ use metrics::{Counter, Gauge, Histogram, counter, describe_counter, describe_gau
 use metrics::{describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::call::latency::TURN_STAGE;
-use crate::provider::PROVIDER_ERRORS;
 use crate::quality::alerts::AlertState;
 use crate::quality::report::{QualityReport, Reason};
-use crate::tts::fallback::TTS_FALLBACKS;
 use crate::twilio::messages::ErrorReason;
 
 pub const ACTIVE_CALLS: &str = "voxbridge_active_calls";
@@ -42,6 +40,209 @@ pub const FRAMES_LOST: &str = "voxbridge_media_frames_lost_total";
 pub const PLAYOUT_UNDERRUNS: &str = "voxbridge_playout_underruns_total";
 pub const ALERT_WEBHOOK_DELIVERIES: &str = "voxbridge_alert_webhook_deliveries_total";
 pub const CALL_REPORTS_DROPPED: &str = "voxbridge_call_reports_dropped_total";
+pub const STREAM_TOKENS_REFUSED: &str = "voxbridge_stream_tokens_refused_total";
+pub const TURN_STAGE: &str = "voxbridge_turn_stage_seconds";
+pub const PROVIDER_ERRORS: &str = "voxbridge_provider_errors_total";
+pub const TTS_FALLBACKS: &str = "voxbridge_tts_fallbacks_total";
+pub const REQUESTS_REFUSED: &str = "voxbridge_requests_refused_total";
+pub const CALL_PANICS: &str = "voxbridge_call_panics_total";
+pub const TURNS_UNRECOGNISED: &str = "voxbridge_turns_unrecognised_total";
+pub const STORE_WRITES: &str = "voxbridge_store_writes_total";
+pub const STORE_RETRIES: &str = "voxbridge_store_write_retries_total";
+pub const STORE_QUEUE_FULL: &str = "voxbridge_store_queue_full_total";
+pub const STORE_PENDING: &str = "voxbridge_store_pending_records";
+pub const STORE_DROPPED: &str = "voxbridge_store_records_dropped_total";
+pub const API_PROBLEMS: &str = "voxbridge_api_problems_total";
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// The catalogue: every metric voxbridge exports, named once, with its help text (and the
+/// README's metrics table follows it). A unit test checks nothing on `/metrics` is missing.
+pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+    (
+        ACTIVE_CALLS,
+        Kind::Gauge,
+        "Media streams currently connected.",
+    ),
+    (CALLS, Kind::Counter, "Media streams accepted since start."),
+    (
+        MEDIA_FRAMES_RECEIVED,
+        Kind::Counter,
+        "Inbound media messages received from Twilio.",
+    ),
+    (
+        MEDIA_FRAMES_SENT,
+        Kind::Counter,
+        "Outbound media messages sent to Twilio.",
+    ),
+    (
+        PROTOCOL_ERRORS,
+        Kind::Counter,
+        "Bad inbound frames and disconnects, by reason (fixed set).",
+    ),
+    (
+        RESPONSE_LATENCY,
+        Kind::Histogram,
+        "End of caller speech to first reply audio frame sent, seconds.",
+    ),
+    (
+        BARGE_INS,
+        Kind::Counter,
+        "Responses interrupted by the caller speaking.",
+    ),
+    (
+        RESPONSES,
+        Kind::Counter,
+        "Agent responses by outcome (played, interrupted, abandoned).",
+    ),
+    (DTMF, Kind::Counter, "DTMF digits received."),
+    (
+        OUTBOUND_BACKPRESSURE,
+        Kind::Counter,
+        "Playout stalls on a full socket writer queue (slow client).",
+    ),
+    (
+        CALLS_REFUSED,
+        Kind::Counter,
+        "Media stream upgrades refused, by reason.",
+    ),
+    (
+        STATUS_CALLBACKS,
+        Kind::Counter,
+        "Twilio status callbacks received.",
+    ),
+    (
+        CALL_MOS,
+        Kind::Histogram,
+        "Per-call estimated MOS (E-model, 1-4.5), at call end.",
+    ),
+    (
+        CALL_JITTER,
+        Kind::Histogram,
+        "Per-call mean RFC 3550 interarrival jitter of inbound media, seconds.",
+    ),
+    (
+        CALL_LOSS,
+        Kind::Histogram,
+        "Per-call share of inbound media frames lost (chunk gaps).",
+    ),
+    (
+        CALL_CLIPPING,
+        Kind::Histogram,
+        "Per-call share of inbound samples at full scale.",
+    ),
+    (
+        CALL_SILENCE,
+        Kind::Histogram,
+        "Per-call share of inbound frames below the silence level.",
+    ),
+    (
+        CALLS_BY_QUALITY,
+        Kind::Counter,
+        "Finished calls by quality band (good, fair, poor).",
+    ),
+    (
+        CALL_QUALITY_ISSUES,
+        Kind::Counter,
+        "Finished calls flagged with each quality reason.",
+    ),
+    (
+        QUALITY_ALERTS,
+        Kind::Counter,
+        "Live per-call quality alerts by condition and state.",
+    ),
+    (
+        FRAMES_LOST,
+        Kind::Counter,
+        "Inbound media frames lost (gaps in chunk numbers).",
+    ),
+    (
+        PLAYOUT_UNDERRUNS,
+        Kind::Counter,
+        "Times Twilio's playback buffer ran dry in the middle of a response.",
+    ),
+    (
+        ALERT_WEBHOOK_DELIVERIES,
+        Kind::Counter,
+        "Alert webhook deliveries by outcome (delivered, failed, dropped).",
+    ),
+    (
+        CALL_REPORTS_DROPPED,
+        Kind::Counter,
+        "Per-call reports not written (queue full or I/O error).",
+    ),
+    (
+        STREAM_TOKENS_REFUSED,
+        Kind::Counter,
+        "Media streams closed for a missing, forged or expired per-stream token, by reason.",
+    ),
+    (
+        TURN_STAGE,
+        Kind::Histogram,
+        "Per-turn latency by stage (stt, agent, tts, server = voxbridge's own) and provider, seconds.",
+    ),
+    (
+        PROVIDER_ERRORS,
+        Kind::Counter,
+        "Speech/LLM provider failures by provider and kind.",
+    ),
+    (
+        TTS_FALLBACKS,
+        Kind::Counter,
+        "Replies switched to the second TTS or to the apology.",
+    ),
+    (
+        REQUESTS_REFUSED,
+        Kind::Counter,
+        "HTTP requests and upgrades refused at admission, by reason.",
+    ),
+    (
+        CALL_PANICS,
+        Kind::Counter,
+        "Call tasks that panicked (that call closed with 1011; others unaffected).",
+    ),
+    (
+        TURNS_UNRECOGNISED,
+        Kind::Counter,
+        "Caller turns with speech but no recognised words (answered with a reprompt, or the apology while speech-to-text was down).",
+    ),
+    (
+        STORE_WRITES,
+        Kind::Counter,
+        "Call record write attempts by outcome (ok, error).",
+    ),
+    (
+        STORE_RETRIES,
+        Kind::Counter,
+        "Call record writes retried after a failure (database unreachable, busy, timed out).",
+    ),
+    (
+        STORE_QUEUE_FULL,
+        Kind::Counter,
+        "Call records that found the writer queue full (held in memory beside it, not lost).",
+    ),
+    (
+        STORE_PENDING,
+        Kind::Gauge,
+        "Call records submitted and not yet written (queued, overflow, retrying).",
+    ),
+    (
+        STORE_DROPPED,
+        Kind::Counter,
+        "Call records given up, by reason (backlog_full, closed, rejected, shutdown); each is logged with its call_sid.",
+    ),
+    (
+        API_PROBLEMS,
+        Kind::Counter,
+        "REST API requests answered with a problem (error) document, by status.",
+    ),
+];
 
 /// Buckets for response latency: end-of-turn silence dominates, so resolve 0.5–1.5 s finely.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -92,98 +293,16 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_gauge!(ACTIVE_CALLS, "Media streams currently connected.");
-    describe_counter!(CALLS, "Media streams accepted since start.");
-    describe_counter!(
-        MEDIA_FRAMES_RECEIVED,
-        "Inbound media messages received from Twilio."
-    );
-    describe_counter!(MEDIA_FRAMES_SENT, "Outbound media messages sent to Twilio.");
-    describe_counter!(
-        PROTOCOL_ERRORS,
-        "Bad inbound frames and disconnects, by reason (fixed set)."
-    );
-    describe_histogram!(
-        RESPONSE_LATENCY,
-        metrics::Unit::Seconds,
-        "End of caller speech to first reply audio frame sent."
-    );
-    describe_counter!(BARGE_INS, "Responses interrupted by the caller speaking.");
-    describe_counter!(
-        RESPONSES,
-        "Agent responses by outcome (played, interrupted, abandoned)."
-    );
-    describe_counter!(DTMF, "DTMF digits received.");
-    describe_counter!(
-        OUTBOUND_BACKPRESSURE,
-        "Playout ticks deferred because the socket writer queue was full (slow client)."
-    );
-    describe_counter!(CALLS_REFUSED, "Media stream upgrades refused, by reason.");
-    describe_counter!(STATUS_CALLBACKS, "Twilio status callbacks received.");
-    describe_histogram!(
-        CALL_MOS,
-        "Per-call estimated MOS (E-model, 1-4.5), at call end."
-    );
-    describe_histogram!(
-        CALL_JITTER,
-        metrics::Unit::Seconds,
-        "Per-call mean RFC 3550 interarrival jitter of inbound media, at call end."
-    );
-    describe_histogram!(
-        CALL_LOSS,
-        "Per-call share of inbound media frames lost (chunk gaps)."
-    );
-    describe_histogram!(
-        CALL_CLIPPING,
-        "Per-call share of inbound samples at full scale."
-    );
-    describe_histogram!(
-        CALL_SILENCE,
-        "Per-call share of inbound frames below the silence level."
-    );
-    describe_counter!(
-        CALLS_BY_QUALITY,
-        "Finished calls by quality band (good, fair, poor)."
-    );
-    describe_counter!(
-        CALL_QUALITY_ISSUES,
-        "Finished calls flagged with each quality reason."
-    );
-    describe_counter!(
-        QUALITY_ALERTS,
-        "Live per-call quality alerts by condition and state."
-    );
-    describe_counter!(
-        FRAMES_LOST,
-        "Inbound media frames lost (gaps in chunk numbers)."
-    );
-    describe_counter!(
-        PLAYOUT_UNDERRUNS,
-        "Times Twilio's playback buffer ran dry in the middle of a response."
-    );
-    describe_counter!(
-        ALERT_WEBHOOK_DELIVERIES,
-        "Alert webhook deliveries by outcome (delivered, failed, dropped)."
-    );
-    describe_histogram!(
-        TURN_STAGE,
-        metrics::Unit::Seconds,
-        "Per-turn latency by stage (stt, agent, tts, server = voxbridge's own) and provider."
-    );
-    describe_counter!(
-        PROVIDER_ERRORS,
-        "Speech/LLM provider failures by provider and kind."
-    );
-    describe_counter!(
-        TTS_FALLBACKS,
-        "Replies switched to the second TTS or to the apology."
-    );
-    crate::store::metrics::describe();
-    crate::api::describe_metrics();
-    describe_counter!(
-        CALL_REPORTS_DROPPED,
-        "Per-call reports not written (queue full or I/O error)."
-    );
+    for &(name, kind, help) in CATALOGUE {
+        match kind {
+            Kind::Counter => describe_counter!(name, help),
+            Kind::Gauge => describe_gauge!(name, help),
+            Kind::Histogram if name.ends_with("_seconds") => {
+                describe_histogram!(name, metrics::Unit::Seconds, help)
+            }
+            Kind::Histogram => describe_histogram!(name, help),
+        }
+    }
 }
 
 /// Pre-registered handles used on the per-call and per-frame paths.
@@ -200,6 +319,7 @@ pub struct Metrics {
     pub responses_abandoned: Counter,
     pub dtmf: Counter,
     pub outbound_backpressure: Counter,
+    pub turns_unrecognised: Counter,
     protocol_errors: [Counter; ErrorReason::ALL.len()],
 }
 
@@ -218,6 +338,7 @@ impl Metrics {
             responses_abandoned: counter!(RESPONSES, "outcome" => "abandoned"),
             dtmf: counter!(DTMF),
             outbound_backpressure: counter!(OUTBOUND_BACKPRESSURE),
+            turns_unrecognised: counter!(TURNS_UNRECOGNISED),
             protocol_errors: ErrorReason::ALL
                 .map(|reason| counter!(PROTOCOL_ERRORS, "reason" => reason.as_str())),
         }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use metrics::counter;
 
-pub const PROVIDER_ERRORS: &str = "voxbridge_provider_errors_total";
+pub use crate::metrics::PROVIDER_ERRORS;
 
 /// A provider failure, classified the same way for every provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

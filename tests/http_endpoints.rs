@@ -87,3 +87,42 @@ async fn status_health_ready_metrics() {
     }
     assert_eq!(http_get(&server, "/nope").await.0, 404);
 }
+
+/// The metric catalogue: after a call, every voxbridge series on /metrics has HELP text, and
+/// every catalogued metric that appears is described exactly once.
+#[tokio::test]
+async fn every_metric_on_metrics_has_help_text() {
+    use std::collections::BTreeSet;
+    use voxbridge::sim::{SimCall, Step};
+    let server = start_server(|_| {}).await;
+    let call = SimCall::new(server.media_url())
+        .step(Step::Speak(fixture("hello-8k.wav")))
+        .step(Step::WaitForReplyEnd(std::time::Duration::from_secs(10)));
+    call.run().await.expect("call");
+    let body = http_get(&server, "/metrics").await.1;
+    let mut helped = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or_default().to_owned();
+            assert!(helped.insert(name.clone()), "HELP twice for {name}");
+        } else if line.starts_with("voxbridge_") {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            seen.insert(base.to_owned());
+        }
+    }
+    assert!(seen.len() > 10, "few series: {seen:?}");
+    for name in &seen {
+        assert!(helped.contains(name), "{name} has no HELP text");
+        assert!(
+            voxbridge::metrics::CATALOGUE
+                .iter()
+                .any(|(n, _, _)| n == name),
+            "{name} is not in the metric catalogue"
+        );
+    }
+}

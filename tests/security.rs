@@ -343,7 +343,10 @@ impl AgentSession for PanickySession {
 #[tokio::test]
 async fn a_panic_ends_one_call_only() {
     let mut services = CallServices::echo();
-    services.agent = Arc::new(PanickyAgent);
+    // The cascade engine asks its agent for every turn; this agent panics on a keypress.
+    let profile = services.profiles.default_mut().expect("default profile");
+    profile.agent = Arc::new(PanickyAgent);
+    profile.engine = voxbridge::call::context::EngineKind::Cascade;
     let server = Server::bind_with(config(|_| {}), services)
         .await
         .expect("server");

@@ -239,7 +239,7 @@ fuzz_target!(|frames: Vec<Frame>| {
             got
         });
         let session = CallSession::new(
-            config,
+            Arc::new(config.clone()),
             Arc::new(CallServices::echo()),
             Metrics::new(),
             QualityOutlets::start(&config.quality, &config.alerts),
@@ -430,12 +430,20 @@ fn model(seen: &[Seen], max_payload: usize) -> Model {
                 }
                 Ok(InboundEvent::Mark(_)) => m.marks += 1,
                 // One key per event (0-9 * # A-D); anything else is an invalid message.
+                // Checked against the stream first, like media.
                 Ok(InboundEvent::Dtmf(d)) => {
-                    if !matches!(d.digit.as_bytes(), [k] if b"0123456789*#ABCD".contains(k)) {
+                    if m.stream_sid.as_deref() == Some(d.stream_sid.as_str())
+                        && !matches!(d.digit.as_bytes(), [k] if b"0123456789*#ABCD".contains(k))
+                    {
                         add(&mut m, ErrorReason::InvalidMessage);
                     }
                 }
-                Ok(InboundEvent::Stop(_)) => m.end = Some(EndReason::Stop),
+                // A stop before start or for another stream does not end the call.
+                Ok(InboundEvent::Stop(stop)) => {
+                    if m.stream_sid.as_deref() == Some(stop.stream_sid.as_str()) {
+                        m.end = Some(EndReason::Stop)
+                    }
+                }
                 Ok(_) => {}
             },
         }

@@ -50,7 +50,13 @@ pub enum AgentEvent {
     Action(CallAction),
     /// The reply is complete.
     Done,
-    /// The agent failed; no more events follow.
+    /// A provider failure the agent met (a failed attempt it retried or failed over from, a
+    /// malformed event it skipped, or the one that ends the reply): one event per failure,
+    /// already counted in `voxbridge_provider_errors_total` — listeners count failures by these.
+    Warning(ProviderError),
+    /// The reply failed; no more events follow. What caused it was reported as a `Warning`
+    /// just before (a reply that cannot go on without a provider fault behind it, e.g. a
+    /// retried stream that said something else, has none).
     Failed(ProviderError),
 }
 
@@ -74,6 +80,11 @@ pub trait AgentSession: Send {
         cancel: CancellationToken,
     ) -> mpsc::Receiver<AgentEvent>;
     /// How the last reply ended: the text the caller actually heard (all of it unless
-    /// `interrupted`). The history keeps exactly this.
+    /// `interrupted`; the apology when the caller heard that instead). The history keeps
+    /// exactly this, and the reply's tool calls unless the caller cut it short.
     fn reply_heard(&mut self, heard: &str, interrupted: bool);
+    /// The engine itself said `text` to the caller (a reprompt when no words were recognised,
+    /// an apology when speech-to-text is down): not a reply of this agent, but part of the
+    /// conversation. Agents with a history may note it.
+    fn said(&mut self, _text: &str) {}
 }

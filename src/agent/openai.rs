@@ -7,25 +7,34 @@
 //! Failure policy, per turn:
 //! - before a 200 stream starts, connection errors, 429 (not `insufficient_quota`) and 5xx are
 //!   retried up to [`MAX_RETRIES`] times, waiting 0.5 s·2ⁿ (or `retry-after` when ≤ 60 s);
-//!   401/403/other 4xx and timeouts are not retried; nothing is retried once a 200 stream started;
+//!   401/403/other 4xx and timeouts are not retried;
+//! - a stream that breaks (connection reset, an in-stream `error` event) is resumed once: the
+//!   same request again, whose pieces the caller already heard are not sent twice; if the new
+//!   reply says something else, the turn ends with `Failed` (the session apologises);
 //! - no content or tool token within `timeout_ms` of sending, or no bytes for `timeout_ms`
-//!   after that, is a timeout;
+//!   after that, is a timeout (not retried: it would double the silence);
 //! - when the primary server fails before anything reached the session, the fallback server
 //!   (if configured) gets the same request; otherwise the turn ends with `Failed`;
-//! - an unparseable event fails the turn (`Malformed`): skipping it could drop words;
-//! - every failed attempt is counted in `voxbridge_provider_errors_total{provider="openai"}`.
+//! - one unparseable event is skipped (like the ElevenLabs client does) and the reply goes on;
+//! - every failed attempt and skipped event is counted once in
+//!   `voxbridge_provider_errors_total{provider="openai"}` and reported once as
+//!   [`AgentEvent::Warning`](super::AgentEvent::Warning).
 //!
-//! Barge-in: cancelling the turn drops the HTTP response at once (the server sees the client
-//! go away) and ends the event channel. [`AgentSession::reply_heard`] then records only what
-//! the caller heard, so the model's context matches the call. Tool calls are never written
-//! back into the history (no dangling `tool_calls`), only the spoken text.
+//! History: [`AgentSession::reply_heard`] records only what the caller heard, so the model's
+//! context matches the call — the heard prefix after a barge-in, the apology when the caller
+//! heard that instead. A reply's `end_call` / `transfer_call` calls are kept as the assistant
+//! message's `tool_calls`, each followed by its `tool` result (unless the caller cut the reply
+//! short, which drops the action too). Text the engine said itself ([`AgentSession::said`])
+//! is kept as an assistant message. Barge-in: cancelling the turn drops the HTTP response at
+//! once (the server sees the client go away) and ends the event channel.
 //!
 //! Must not: log API keys or conversation text, touch TTS or playout, or block the session.
 
+mod history;
 mod turn;
 mod wire;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -33,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use self::turn::Turn;
-use self::wire::ChatMessage;
+use self::wire::{ChatMessage, ToolUse};
 #[cfg(doc)]
 use super::CallAction;
 use super::{Agent, AgentEvent, AgentSession, CallerTurn, EVENT_QUEUE};
@@ -134,6 +143,7 @@ impl Agent for OpenAiAgent {
             greeting: self.inner.greeting.clone(),
             history,
             last: LastReply::None,
+            tools: Arc::default(),
         })
     }
 }
@@ -153,6 +163,8 @@ struct OpenAiSession {
     greeting: Option<String>,
     history: Vec<ChatMessage>,
     last: LastReply,
+    /// The tool calls of the last reply, left here by its turn task.
+    tools: Arc<Mutex<Vec<ToolUse>>>,
 }
 
 impl AgentSession for OpenAiSession {
@@ -184,16 +196,17 @@ impl AgentSession for OpenAiSession {
             return rx;
         }
         self.history.push(ChatMessage::new("user", text));
-        let system = usize::from(self.history.first().is_some_and(|m| m.role == "system"));
-        if self.history.len() > system + MAX_HISTORY {
-            self.history.drain(system..self.history.len() - MAX_HISTORY);
-        }
+        self.trim_history();
         self.last = LastReply::Response;
+        if let Ok(mut tools) = self.tools.lock() {
+            tools.clear();
+        }
         let turn = Turn {
             inner: self.inner.clone(),
             call_sid: self.call_sid.clone(),
             messages: self.history.clone(),
             tx,
+            tools: self.tools.clone(),
         };
         let call_sid = self.call_sid.clone();
         tokio::spawn(async move {
@@ -213,12 +226,25 @@ impl AgentSession for OpenAiSession {
                 if heard.is_empty() {
                     self.history.remove(i);
                 } else {
-                    self.history[i].content = heard.to_string();
+                    self.history[i].content = Some(heard.to_string());
                 }
             }
-            LastReply::Response if !heard.is_empty() => {
-                self.history
-                    .push(ChatMessage::new("assistant", heard.to_string()));
+            LastReply::Response => {
+                let tools = match self.tools.lock() {
+                    Ok(mut t) if !interrupted => std::mem::take(&mut *t),
+                    _ => Vec::new(),
+                };
+                let content = Some(heard.to_string()).filter(|h| !h.is_empty());
+                if !tools.is_empty() {
+                    self.history
+                        .push(ChatMessage::assistant_calling(content, &tools));
+                    for tool in &tools {
+                        self.history
+                            .push(ChatMessage::tool_result(&tool.id, tool_result(tool)));
+                    }
+                } else if let Some(content) = content {
+                    self.history.push(ChatMessage::new("assistant", content));
+                }
             }
             LastReply::None => debug!(
                 call_sid = self.call_sid,
@@ -232,6 +258,35 @@ impl AgentSession for OpenAiSession {
             heard_chars = heard.chars().count(),
             "reply heard"
         );
+    }
+
+    fn said(&mut self, text: &str) {
+        let text = text.trim();
+        if !text.is_empty() {
+            self.history.push(ChatMessage::new("assistant", text));
+        }
+    }
+}
+
+impl OpenAiSession {
+    /// Keep the system prompt and the last [`MAX_HISTORY`] messages, never starting them with a
+    /// `tool` result whose call was dropped (the server would refuse the request).
+    fn trim_history(&mut self) {
+        let system = usize::from(self.history.first().is_some_and(|m| m.role == "system"));
+        if self.history.len() > system + MAX_HISTORY {
+            self.history.drain(system..self.history.len() - MAX_HISTORY);
+        }
+        while self.history.get(system).is_some_and(|m| m.role == "tool") {
+            self.history.remove(system);
+        }
+    }
+}
+
+/// What a call-control tool did, as its `tool` message says.
+fn tool_result(tool: &ToolUse) -> String {
+    match tool.name.as_str() {
+        "end_call" => "The call is being ended.".to_owned(),
+        _ => "The call is being transferred.".to_owned(),
     }
 }
 

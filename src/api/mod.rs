@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use metrics::describe_counter;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -133,12 +132,4 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(public())
         .split_for_parts();
     router.with_state(state)
-}
-
-/// HELP texts of the API's metrics (called by [`crate::metrics::install`]).
-pub fn describe_metrics() {
-    describe_counter!(
-        problem::API_PROBLEMS,
-        "REST API requests answered with a problem (error) document, by status."
-    );
 }

@@ -8,7 +8,7 @@ use metrics::counter;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub const API_PROBLEMS: &str = "voxbridge_api_problems_total";
+pub use crate::metrics::API_PROBLEMS;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

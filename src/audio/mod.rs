@@ -18,6 +18,19 @@ pub mod mulaw;
 pub mod resample;
 pub mod wav;
 
+/// Level of a frame of linear PCM in dBFS (full scale = 32768); silence gives -96.
+pub fn frame_dbfs(pcm: &[i16]) -> f32 {
+    if pcm.is_empty() {
+        return -96.0;
+    }
+    let energy: i64 = pcm.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+    let mean = energy as f64 / pcm.len() as f64;
+    if mean < 1.0 {
+        return -96.0;
+    }
+    (10.0 * (mean / (32768.0 * 32768.0)).log10()).max(-96.0) as f32
+}
+
 use std::path::PathBuf;
 
 /// Errors produced by the audio module.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use metrics::histogram;
 use serde::Serialize;
 
-pub const TURN_STAGE: &str = "voxbridge_turn_stage_seconds";
+pub use crate::metrics::TURN_STAGE;
 
 /// Instants of one turn's milestones.
 #[derive(Debug, Clone, Copy)]

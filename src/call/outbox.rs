@@ -12,7 +12,10 @@ use std::collections::VecDeque;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::twilio::messages::{OutboundMessage, write_outbound};
+use std::time::Instant;
+
+use crate::call::frames::CallOutput;
+use crate::twilio::codec::MediaStreamsCodec;
 
 /// What the socket writer task is told to do.
 #[derive(Debug)]
@@ -28,9 +31,12 @@ pub enum Outgoing {
 #[derive(Debug)]
 pub struct Outbox {
     tx: mpsc::Sender<Outgoing>,
-    pending: VecDeque<OutboundMessage>,
+    /// Messages not yet handed to the writer; audio with the instant the caller hears it.
+    pending: VecDeque<(CallOutput, Option<Instant>)>,
     stalled: bool,
     writer_gone: bool,
+    /// A close was asked for (the first one counts; the writer stops at it).
+    closing: bool,
 }
 
 /// What a flush did, for the session's counters.
@@ -48,11 +54,17 @@ impl Outbox {
             pending: VecDeque::new(),
             stalled: false,
             writer_gone: false,
+            closing: false,
         }
     }
 
-    pub fn push(&mut self, msg: OutboundMessage) {
-        self.pending.push_back(msg);
+    pub fn push(&mut self, msg: CallOutput) {
+        self.pending.push_back((msg, None));
+    }
+
+    /// Queue audio the caller will hear from `play_at`.
+    pub fn push_audio(&mut self, chunk: bytes::Bytes, play_at: Option<Instant>) {
+        self.pending.push_back((CallOutput::Audio(chunk), play_at));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -62,13 +74,18 @@ impl Outbox {
     /// Drop queued media (the response they belong to was cleared); keep control messages.
     pub fn drop_media(&mut self) {
         self.pending
-            .retain(|m| !matches!(m, OutboundMessage::Media { .. }));
+            .retain(|(m, _)| !matches!(m, CallOutput::Audio(_)));
     }
 
-    /// Hand as many messages to the writer as its queue takes, in order.
-    pub fn flush(&mut self, stream_sid: &str) -> Flushed {
+    /// Hand as many messages to the writer as its queue takes, in order, encoded by `codec`.
+    /// `sent` sees each audio chunk handed over, with the instant the caller hears it.
+    pub fn flush(
+        &mut self,
+        codec: &MediaStreamsCodec,
+        mut sent: impl FnMut(&[u8], Option<Instant>),
+    ) -> Flushed {
         let mut flushed = Flushed::default();
-        while let Some(msg) = self.pending.front() {
+        while let Some((msg, play_at)) = self.pending.front() {
             if self.writer_gone {
                 self.pending.clear();
                 break;
@@ -86,9 +103,14 @@ impl Outbox {
                 }
             };
             let mut text = String::new();
-            write_outbound(msg, stream_sid, &mut text);
-            if matches!(msg, OutboundMessage::Media { .. }) {
+            if !codec.encode(msg, &mut text) {
+                // No stream to address yet: nothing can be sent.
+                self.pending.clear();
+                break;
+            }
+            if let CallOutput::Audio(chunk) = msg {
                 flushed.media += 1;
+                sent(chunk, *play_at);
                 permit.send(Outgoing::Media(text));
             } else {
                 permit.send(Outgoing::Text(text));
@@ -109,9 +131,12 @@ impl Outbox {
         }
     }
 
-    /// Ask the writer to close the socket (best effort: if its queue is full it is stuck anyway,
-    /// and dropping the sender closes the socket when the writer drains).
+    /// Ask the writer to close the socket, once (later requests are ignored). Best effort: if
+    /// its queue is full it is stuck anyway, and dropping the sender closes the socket when the
+    /// writer drains.
     pub fn close(&mut self, code: u16, reason: &'static str) {
-        let _ = self.tx.try_send(Outgoing::Close(code, reason));
+        if !std::mem::replace(&mut self.closing, true) {
+            let _ = self.tx.try_send(Outgoing::Close(code, reason));
+        }
     }
 }

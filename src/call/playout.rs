@@ -78,6 +78,8 @@ pub struct Playout {
     next_id: u64,
     /// Times the play head fell behind real time in the middle of a response.
     underruns: u64,
+    /// When the most recently sent chunk starts playing.
+    last_play_at: Option<Instant>,
 }
 
 const MARK_PREFIX: &str = "resp-";
@@ -97,6 +99,7 @@ impl Playout {
             play_head: None,
             next_id: 1,
             underruns: 0,
+            last_play_at: None,
         }
     }
 
@@ -195,16 +198,15 @@ impl Playout {
         let chunk = front.pending.split_to(n).freeze();
         front.sent += n;
         self.last_sent = (front.id, front.sent);
+        self.last_play_at = Some(head);
         self.play_head = Some(head + Duration::from_micros(n as u64 * 125));
         Some(PlayoutAction::Media(chunk))
     }
 
     /// Drop everything queued or playing (barge-in) at `now`.
     pub fn clear(&mut self, now: Instant) -> Cleared {
-        let unplayed = self
-            .play_head
-            .filter(|h| *h > now)
-            .map_or(0, |h| ((h - now).as_micros() / 125) as usize);
+        let (last_id, _) = self.last_sent;
+        let heard_last = self.heard_bytes(last_id, now);
         let mut ids: Vec<u64> = self.awaiting_mark.drain(..).map(|(id, _)| id).collect();
         ids.extend(self.queue.drain(..).map(|r| r.id));
         for &id in &ids {
@@ -213,14 +215,44 @@ impl Playout {
             }
             self.cleared.push_back(id);
         }
-        let (last_id, last_sent) = self.last_sent;
         let heard_bytes = if ids.last() == Some(&last_id) {
-            last_sent.saturating_sub(unplayed)
+            heard_last
         } else {
             0
         };
         self.play_head = None;
         Cleared { ids, heard_bytes }
+    }
+
+    /// When the caller will start hearing the chunk [`Playout::poll`] returned last.
+    pub fn last_play_at(&self) -> Option<Instant> {
+        self.last_play_at
+    }
+
+    /// How much of response `id` the caller has heard by `now`, in μ-law bytes, if it is the
+    /// response sent from most recently: what was sent of it minus what is still buffered at
+    /// Twilio. 0 for any other response.
+    pub fn heard_bytes(&self, id: u64, now: Instant) -> usize {
+        let (last_id, last_sent) = self.last_sent;
+        if last_id != id {
+            return 0;
+        }
+        let unplayed = self
+            .play_head
+            .filter(|h| *h > now)
+            .map_or(0, |h| ((h - now).as_micros() / 125) as usize);
+        last_sent.saturating_sub(unplayed)
+    }
+
+    /// Every response up to and including `id` is over: played (mark back), dropped for
+    /// producing no audio, or cleared. Nothing of them is queued or playing.
+    pub fn settled_through(&self, id: u64) -> bool {
+        !self.queue.iter().any(|r| r.id <= id) && !self.awaiting_mark.iter().any(|&(x, _)| x <= id)
+    }
+
+    /// Response `id` was cleared (barge-in) rather than played.
+    pub fn was_cleared(&self, id: u64) -> bool {
+        self.cleared.contains(&id)
     }
 
     /// Underruns since the last call.

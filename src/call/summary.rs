@@ -5,10 +5,11 @@
 //! label. It is plain data: no clocks, no I/O.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::call::events::{CallEvent, Role, TurnKind};
 use crate::call::latency::TurnLatency;
 use crate::quality::notify::rfc3339;
 use crate::quality::report::{QualityReport, Reason};
@@ -36,6 +37,8 @@ pub enum EndReason {
     MaxDuration,
     /// The stream's token was missing, forged or expired (closed 1008).
     TokenRejected,
+    /// Hung up through the API or the console.
+    OperatorHangup,
 }
 
 impl EndReason {
@@ -50,6 +53,7 @@ impl EndReason {
             EndReason::IdleTimeout => "idle_timeout",
             EndReason::MaxDuration => "max_duration",
             EndReason::TokenRejected => "token_rejected",
+            EndReason::OperatorHangup => "operator_hangup",
         }
     }
 }
@@ -59,6 +63,8 @@ impl EndReason {
 pub struct CallSummary {
     pub call_sid: Option<String>,
     pub stream_sid: Option<String>,
+    /// The agent profile and engine that answered.
+    pub agent: Option<AgentUsed>,
     pub custom_parameters: BTreeMap<String, String>,
     #[serde(serialize_with = "as_rfc3339")]
     pub started_at: SystemTime,
@@ -67,6 +73,8 @@ pub struct CallSummary {
     pub media_frames_received: u64,
     pub media_frames_sent: u64,
     pub turns: u64,
+    /// Turns with speech but no recognised words (answered with a reprompt or the apology).
+    pub turns_unrecognised: u64,
     pub responses_played: u64,
     pub responses_interrupted: u64,
     pub barge_ins: u64,
@@ -87,9 +95,39 @@ pub struct CallSummary {
     pub stt_frames_dropped: u64,
     /// Live quality alerts raised during the call.
     pub alerts_raised: Vec<Reason>,
+    /// The agent's verdict on the call (`interested`, `callback_requested`, …), if it gave one.
+    pub outcome: Option<String>,
+    /// What both sides said, in order (at most [`MAX_TRANSCRIPT_LINES`] lines).
+    pub transcript: Vec<TranscriptLine>,
     /// The quality verdict, filled in when the call ends.
     pub quality: Option<QualityReport>,
+    /// The call's monotonic start, for offsets.
+    #[serde(skip)]
+    clock: Instant,
 }
+
+/// The agent profile and engine a call got.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentUsed {
+    pub profile: String,
+    pub engine: &'static str,
+}
+
+/// One line of the call's transcript.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TranscriptLine {
+    pub role: Role,
+    /// The words (empty when the turn was audio only, e.g. the echo engine without STT).
+    pub text: String,
+    /// Cut short by the caller (only what they heard is kept).
+    pub interrupted: bool,
+    /// When it was spoken or heard, ms from the start of the call.
+    pub start_ms: Option<u64>,
+    pub end_ms: u64,
+}
+
+/// Most transcript lines kept in the summary (the record store keeps every turn).
+pub const MAX_TRANSCRIPT_LINES: usize = 64;
 
 /// Most digits kept per call (a keypad menu needs a handful).
 pub const MAX_DTMF_DIGITS: usize = 64;
@@ -99,10 +137,13 @@ pub const MAX_DTMF_DIGITS: usize = 64;
 pub const MAX_LATENCIES: usize = 32;
 
 impl CallSummary {
-    pub fn new(started_at: SystemTime) -> Self {
+    /// A call that started at `started_at` (wall clock) = `clock` (monotonic).
+    pub fn new(started_at: SystemTime, clock: Instant) -> Self {
         Self {
+            clock,
             call_sid: None,
             stream_sid: None,
+            agent: None,
             custom_parameters: BTreeMap::new(),
             started_at,
             duration_ms: 0,
@@ -110,6 +151,7 @@ impl CallSummary {
             media_frames_received: 0,
             media_frames_sent: 0,
             turns: 0,
+            turns_unrecognised: 0,
             responses_played: 0,
             responses_interrupted: 0,
             barge_ins: 0,
@@ -124,7 +166,83 @@ impl CallSummary {
             stt_reconnects: 0,
             stt_frames_dropped: 0,
             alerts_raised: Vec::new(),
+            outcome: None,
+            transcript: Vec::new(),
             quality: None,
+        }
+    }
+
+    /// Fold one call event into the summary.
+    pub fn on_event(&mut self, event: &CallEvent<'_>) {
+        match event {
+            CallEvent::Started(ctx) => {
+                self.call_sid = Some(ctx.call_sid.clone());
+                self.stream_sid = Some(ctx.stream_sid.clone());
+                self.custom_parameters = ctx.parameters.clone();
+                self.agent = Some(AgentUsed {
+                    profile: ctx.profile.clone(),
+                    engine: ctx.engine.as_str(),
+                });
+            }
+            CallEvent::MediaReceived => self.media_frames_received += 1,
+            CallEvent::AudioSent { .. } => self.media_frames_sent += 1,
+            CallEvent::Dtmf(key) if self.dtmf_digits.len() < MAX_DTMF_DIGITS => {
+                self.dtmf_digits.push(key.as_char());
+            }
+            CallEvent::MarkReceived => self.marks_received += 1,
+            CallEvent::ResponsePlayed(_) => self.responses_played += 1,
+            CallEvent::MarkIgnored(_) => self.marks_ignored += 1,
+            CallEvent::BargeIn { cleared, .. } => {
+                self.barge_ins += 1;
+                self.responses_interrupted += cleared.ids.len() as u64;
+            }
+            CallEvent::Turn(kind) => {
+                self.turns += 1;
+                if *kind == TurnKind::Unrecognised {
+                    self.turns_unrecognised += 1;
+                }
+            }
+            CallEvent::Transcript {
+                role,
+                text,
+                interrupted,
+                start,
+                end,
+                ..
+            } if self.transcript.len() < MAX_TRANSCRIPT_LINES => {
+                let offset =
+                    |t: Instant| t.saturating_duration_since(self.clock).as_millis() as u64;
+                self.transcript.push(TranscriptLine {
+                    role: *role,
+                    text: (*text).to_owned(),
+                    interrupted: *interrupted,
+                    start_ms: start.map(offset),
+                    end_ms: offset(*end),
+                });
+            }
+            CallEvent::Latency { latency, .. } => {
+                if let Some(total) = latency.total_ms
+                    && self.response_latencies_ms.len() < MAX_LATENCIES
+                {
+                    self.response_latencies_ms.push(total as u64);
+                }
+                if self.turn_latencies.len() < MAX_LATENCIES {
+                    self.turn_latencies.push(**latency);
+                }
+            }
+            CallEvent::Action(action) => self.actions.push(match action {
+                crate::agent::CallAction::EndCall => "end_call".to_owned(),
+                crate::agent::CallAction::Transfer { to } => format!("transfer_call {to}"),
+            }),
+            CallEvent::ProtocolError { reason, .. } => self.count_error(*reason),
+            CallEvent::ProviderFailed { .. } => self.provider_failures += 1,
+            CallEvent::Outcome(outcome) => {
+                self.outcome = Some(outcome.chars().take(64).collect());
+            }
+            CallEvent::SttReconnected => self.stt_reconnects += 1,
+            CallEvent::SttFrameDropped => self.stt_frames_dropped += 1,
+            CallEvent::Ended(reason) => self.end_reason = *reason,
+            _ => {}
         }
     }
 

@@ -6,7 +6,8 @@
 //! received μ-law into `SpeechStarted` / interim and final `Results` / `UtteranceEnd` with an
 //! energy VAD in audio time ([`recognizer`]), answers `CloseStream` with the last final,
 //! `Metadata` and close 1000, and closes 1011 `NET-0001` after an idle period. Transcripts
-//! come from a queue the test fills. It must not bind anything but 127.0.0.1 (see
+//! come from a queue the test fills, then from a cycle each connection walks on its own
+//! ([`Transcripts`]). It must not bind anything but 127.0.0.1 (see
 //! [`FakeServer`]) and must not depend on wall-clock timing for results.
 
 pub mod recognizer;
@@ -215,6 +216,7 @@ async fn serve(
     fault: Option<Fault>,
 ) {
     let mut drop_after = None;
+    let mut error_after = None;
     match fault {
         Some(Fault::Malformed) => {
             let _ = ws
@@ -223,6 +225,7 @@ async fn serve(
         }
         Some(Fault::Stall(d)) => sleep(d).await,
         Some(Fault::DisconnectAfter(n)) => drop_after = Some(n),
+        Some(Fault::ErrorAfter(n)) => error_after = Some(n),
         _ => {}
     }
     let idle = Duration::from_millis(shared.idle_ms.load(Ordering::Relaxed));
@@ -248,6 +251,11 @@ async fn serve(
                 if drop_after.is_some_and(|n| conn.audio_frames >= n) {
                     conn.ended = Ended::Dropped;
                     break None;
+                }
+                if error_after.is_some_and(|n| conn.audio_frames >= n) {
+                    // What Deepgram does when its side fails: results so far, then 1011.
+                    let _ = send_all(&mut ws, &mut out).await;
+                    break Some((1011, "NET-0000"));
                 }
             }
             Some(Ok(Message::Text(text))) => {

@@ -2,14 +2,16 @@
 //! (shared/reference/providers.md), so the production clients run unchanged against them in
 //! tests, demos (`voxbridge fakes`) and load runs. Only ever bound to 127.0.0.1.
 //!
-//! Each fake records what it saw ([`Observed`]) and can be told to misbehave, one connection or
-//! request at a time ([`Faults`]): refuse with a status, drop mid-stream, send malformed
-//! messages, or stall. Fakes are test infrastructure: they favour being faithful and observable
+//! Each fake records what it saw ([`Observed`], the most recent [`MAX_OBSERVED`] entries, so a
+//! long-running `voxbridge fakes` stays flat in memory) and can be told to misbehave, one
+//! connection or request at a time ([`Faults`]): refuse with a status, drop mid-stream, report
+//! an in-protocol error, send malformed messages, or stall. Fakes are test infrastructure: they favour being faithful and observable
 //! over being fast, and they must never be reachable from outside the machine.
 
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai_chat;
+pub mod openai_realtime;
 pub mod openai_speech;
 
 use std::collections::VecDeque;
@@ -66,6 +68,10 @@ pub enum Fault {
     Status(u16),
     /// Accept, send this many messages or chunks, then drop the connection without a close.
     DisconnectAfter(usize),
+    /// Accept, send this many messages or chunks, then report an error the way the protocol
+    /// does — Deepgram: close 1011; OpenAI: an SSE `error` event; ElevenLabs: an error message
+    /// and close 1011 — and stop.
+    ErrorAfter(usize),
     /// Send a message that is not valid for the protocol (e.g. broken JSON), then carry on.
     Malformed,
     /// Accept but say nothing for this long (a timeout test).
@@ -89,25 +95,36 @@ impl Faults {
     }
 }
 
-/// A shared, append-only log of what a fake saw, for test assertions.
+/// Most entries an [`Observed`] log keeps; older ones are forgotten (tests never get near it;
+/// load runs against `voxbridge fakes` would otherwise grow without bound).
+pub const MAX_OBSERVED: usize = 10_000;
+
+/// A shared, append-only log of what a fake saw, for test assertions (the most recent
+/// [`MAX_OBSERVED`] entries).
 #[derive(Debug, Clone)]
-pub struct Observed<T>(Arc<Mutex<Vec<T>>>);
+pub struct Observed<T>(Arc<Mutex<VecDeque<T>>>);
 
 impl<T> Default for Observed<T> {
     fn default() -> Self {
-        Self(Arc::new(Mutex::new(Vec::new())))
+        Self(Arc::new(Mutex::new(VecDeque::new())))
     }
 }
 
 impl<T: Clone> Observed<T> {
     pub fn push(&self, item: T) {
         if let Ok(mut v) = self.0.lock() {
-            v.push(item);
+            if v.len() >= MAX_OBSERVED {
+                v.pop_front();
+            }
+            v.push_back(item);
         }
     }
 
     pub fn snapshot(&self) -> Vec<T> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

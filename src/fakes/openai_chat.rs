@@ -10,7 +10,9 @@
 //! Faults, one per request: `Status(code)` (OpenAI error JSON; 429 carries `retry-after: 0`),
 //! `DisconnectAfter(n)` (n events, then the body ends with an error), `Malformed` (one
 //! `data: {broken` event after the role delta, then carry on), `Stall(d)` (nothing at all for
-//! `d`). It must only ever listen on 127.0.0.1 and never answers without the configured key.
+//! `d`), `ErrorAfter(n)` (n events, then an `event: error` with OpenAI's error JSON, and the
+//! body ends). It must only ever listen on 127.0.0.1 and never answers without the configured
+//! key.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -234,6 +236,10 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
     );
     if fault == Some(Fault::Malformed) {
         events.insert(1, "data: {broken\n\n".to_string());
+    }
+    if let Some(Fault::ErrorAfter(n)) = fault {
+        events.truncate(n);
+        events.push(wire::error_event());
     }
     let cut = match fault {
         Some(Fault::DisconnectAfter(n)) => Some(n.min(events.len())),

@@ -21,7 +21,7 @@ use tracing::warn;
 use super::AppState;
 use crate::twilio::signature;
 
-pub const REQUESTS_REFUSED: &str = "voxbridge_requests_refused_total";
+pub use crate::metrics::REQUESTS_REFUSED;
 
 /// Count and answer a refusal.
 pub fn refuse(status: StatusCode, reason: &'static str) -> Response {

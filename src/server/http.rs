@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::info;
@@ -18,8 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::twilio::{signature, twiml};
 
 /// `POST /twilio/voice`: answer the call by connecting its audio to our media WebSocket.
+///
+/// `?agent=NAME` picks the agent profile for calls to this webhook (else the called number's
+/// profile, else the default); it reaches the stream as the `agent` parameter.
 pub async fn voice(
     State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
@@ -38,6 +42,10 @@ pub async fn voice(
         ("To", field("To")),
         ("CallSid", call_sid),
     ];
+    if let Some(agent) = query.get("agent").filter(|a| !a.is_empty()) {
+        parameters.push(("agent", agent));
+    }
+    preconnect_realtime(&state, &parameters, call_sid);
     let token = match (
         &state.services.stream_token_secret,
         state.config.security.stream_token,
@@ -56,6 +64,24 @@ pub async fn voice(
     }
     let body = twiml::connect_stream(&url, &parameters);
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// A realtime profile answers this call: open its provider socket now, while Twilio fetches
+/// the TwiML and opens the stream, so the first turn does not pay the connection time.
+fn preconnect_realtime(state: &AppState, parameters: &[(&str, &str)], call_sid: &str) {
+    let Some(preconnect) = &state.services.preconnect else {
+        return;
+    };
+    let params = parameters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let profile = state.services.profiles.choose(&params);
+    if let (Some(setup), false) = (&profile.realtime, call_sid.is_empty())
+        && let Err(e) = preconnect.start(call_sid, setup.spec.clone())
+    {
+        tracing::debug!(call_sid, error = %e, "realtime preconnect not started");
+    }
 }
 
 /// `POST /twilio/status`: Twilio's call and stream status callbacks, logged.

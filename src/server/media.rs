@@ -28,13 +28,15 @@ use crate::metrics;
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Calls whose task panicked.
-pub const CALL_PANICS: &str = "voxbridge_call_panics_total";
+pub use crate::metrics::CALL_PANICS;
 
 /// Initial read buffer per socket.
 const SOCKET_BUFFER_BYTES: usize = 4096;
 
 /// How long the writer may take to flush and close after the session ends.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
+/// How long the peer has to answer our close frame before the socket is dropped.
+const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
@@ -80,7 +82,7 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
     // Kept to close the socket with 1011 if the session panics; dropped right after.
     let out_close = out_tx.clone();
     let session = CallSession::new(
-        &state.config,
+        Arc::clone(&state.config),
         Arc::clone(&state.services),
         state.metrics.clone(),
         state.quality.clone(),
@@ -104,7 +106,13 @@ async fn run_connection(socket: WebSocket, state: Arc<AppState>) {
     if tokio::time::timeout(WRITER_DRAIN, writer).await.is_err() {
         writer_abort.abort();
     }
-    reader.abort();
+    // Our close frame is out: the handshake ends with the peer's (the reader stops at it).
+    // Dropping the socket before would reset the connection under the peer's last frames.
+    let reader_abort = reader.abort_handle();
+    if tokio::time::timeout(PEER_CLOSE_WAIT, reader).await.is_err() {
+        debug!("peer did not answer our close frame in time; dropping the socket");
+        reader_abort.abort();
+    }
     if let Some(summary) = summary {
         state.calls.publish(summary);
     }
@@ -126,7 +134,18 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, tx: mpsc::Sender<Inbound>
             None => Inbound::Closed { abrupt: true },
         };
         let last = matches!(inbound, Inbound::TooLarge | Inbound::Closed { .. });
-        if tx.send(inbound).await.is_err() || last {
+        if last {
+            let _ = tx.send(inbound).await;
+            return;
+        }
+        if tx.send(inbound).await.is_err() {
+            // The session is over and our close frame is on its way: read on until the peer's
+            // close (or the end), so the handshake completes (bounded by the caller).
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    return;
+                }
+            }
             return;
         }
     }
@@ -160,20 +179,21 @@ async fn write_loop(
                 }
                 frames_sent.increment(1);
             }
-            Outgoing::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                return;
-            }
+            Outgoing::Close(code, reason) => return close(sink, code, reason).await,
         }
     }
     // The session ended normally (stop, or the peer closed): close with 1000.
+    close(sink, 1000, "stream ended").await;
+}
+
+/// Send our close frame — or, when the peer closed first, the reply to theirs, which the
+/// WebSocket layer queued when it read it — and flush it out.
+async fn close(mut sink: SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
     let frame = CloseFrame {
-        code: 1000,
-        reason: "stream ended".into(),
+        code,
+        reason: reason.into(),
     };
+    // Refused once the peer's close has been read: the queued reply goes out with the flush.
     let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = sink.close().await;
 }

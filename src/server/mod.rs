@@ -39,7 +39,7 @@ const RECORDS_FLUSH: Duration = Duration::from_secs(10);
 
 /// What every handler can see.
 pub struct AppState {
-    pub config: Config,
+    pub config: Arc<Config>,
     /// Speech providers and agent, shared by every call.
     pub services: Arc<CallServices>,
     pub metrics: Metrics,
@@ -132,7 +132,7 @@ impl Server {
             api_auth,
         ));
         let state = Arc::new(AppState {
-            config,
+            config: Arc::new(config),
             services,
             metrics: Metrics::new(),
             prometheus,

@@ -24,6 +24,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -31,8 +32,8 @@ pub use impair::Impairments;
 pub use playback::{FRAME_BYTES, PlaybackBuffer};
 pub use report::SimReport;
 
+use crate::audio::frame_dbfs;
 use crate::audio::mulaw;
-use crate::call::turn::frame_dbfs;
 use crate::twilio::messages::{self as msg, ParsedOutbound, parse_outbound};
 use impair::Network;
 
@@ -300,7 +301,11 @@ impl Runner {
             let c = &self.call;
             let stop = msg::stop_json(self.seq + 1, &c.account_sid, &c.stream_sid, &c.call_sid);
             let _ = sink.send(Message::text(stop)).await;
-            let _ = sink.send(Message::Close(None)).await;
+            let normal = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            };
+            let _ = sink.send(Message::Close(Some(normal))).await;
             // Collect the server's last words (its close frame), briefly.
             let tail = async {
                 while let Some(Ok(m)) = stream.next().await {
@@ -310,6 +315,8 @@ impl Runner {
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), tail).await;
+            // A close now answers ours: the handshake completed, the server closed nothing.
+            self.report.close_reply = self.report.closed_by_server.take();
         }
         self.report.duration = started.elapsed();
         self.report.sent_jitter_ms = self.sent_jitter.mean();

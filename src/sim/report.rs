@@ -35,8 +35,11 @@ pub struct SimReport {
     pub late_frames: u64,
     /// When each `clear` arrived.
     pub clear_times_ms: Vec<u64>,
-    /// The server's close code and reason, if it closed the socket.
+    /// The server's close code and reason, if it closed the socket (before the caller hung up).
     pub closed_by_server: Option<(u16, String)>,
+    /// The server's close frame answering ours, after the caller hung up (`stop`, then a close
+    /// frame): the close handshake completed.
+    pub close_reply: Option<(u16, String)>,
     pub socket_error: Option<String>,
     /// Every μ-law byte the caller said, one 160-byte frame per 20 ms tick.
     pub sent: Vec<u8>,
@@ -103,6 +106,9 @@ impl fmt::Display for SimReport {
         }
         if let Some((code, reason)) = &self.closed_by_server {
             writeln!(f, "closed by server  {code} {reason}")?;
+        }
+        if let Some((code, reason)) = &self.close_reply {
+            writeln!(f, "close answered    {code} {reason}")?;
         }
         if let Some(e) = &self.socket_error {
             writeln!(f, "socket error      {e}")?;

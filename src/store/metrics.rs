@@ -1,13 +1,7 @@
-//! The record writer's metrics: names, help texts, and the fixed label values. Registered with
-//! the others by [`crate::metrics::install`]. No per-call labels.
+//! The record writer's metric label values (the names and help texts are in
+//! [`crate::metrics::CATALOGUE`]). No per-call labels.
 
-use metrics::{describe_counter, describe_gauge};
-
-pub const STORE_WRITES: &str = "voxbridge_store_writes_total";
-pub const STORE_RETRIES: &str = "voxbridge_store_write_retries_total";
-pub const STORE_QUEUE_FULL: &str = "voxbridge_store_queue_full_total";
-pub const STORE_PENDING: &str = "voxbridge_store_pending_records";
-pub const STORE_DROPPED: &str = "voxbridge_store_records_dropped_total";
+pub use crate::metrics::{STORE_DROPPED, STORE_PENDING, STORE_QUEUE_FULL, STORE_RETRIES, STORE_WRITES};
 
 /// `outcome` of a write attempt.
 pub const OUTCOME_OK: &str = "ok";
@@ -35,27 +29,4 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
         }
     }
-}
-
-pub fn describe() {
-    describe_counter!(
-        STORE_WRITES,
-        "Call record write attempts by outcome (ok, error)."
-    );
-    describe_counter!(
-        STORE_RETRIES,
-        "Call record writes retried after a failure (database unreachable, busy, timed out)."
-    );
-    describe_counter!(
-        STORE_QUEUE_FULL,
-        "Call records that found the writer queue full (held in memory beside it, not lost)."
-    );
-    describe_gauge!(
-        STORE_PENDING,
-        "Call records submitted and not yet written (queued, overflow, retrying)."
-    );
-    describe_counter!(
-        STORE_DROPPED,
-        "Call records given up, by reason (backlog_full, closed, rejected, shutdown); each is logged with its call_sid."
-    );
 }

@@ -3,15 +3,17 @@
 //! `UtteranceEnd` turned into [`SttEvent`]s.
 //!
 //! The per-call task also keeps the socket alive while the caller is silent (`KeepAlive`),
-//! ends gracefully (`CloseStream`, then the remaining results) when the session drops its
-//! audio sender, and survives mid-stream failures: it reconnects with backoff and replays the
-//! buffered audio Deepgram had not yet finalised.
+//! ends gracefully (`CloseStream`, then the remaining results, then Deepgram's close 1000,
+//! waiting at most [`CLOSE_WAIT`]) when the session drops its audio sender, and survives
+//! mid-stream failures: it reconnects with exponential backoff and jitter, within a failure
+//! budget per time window ([`backoff`]), and replays the buffered audio Deepgram had not yet
+//! finalised. A spent budget ends the stream (`Error { reconnecting: false }`).
 //!
-//! Replay rule: every final `Results` confirms the audio up to its `start + duration`; after a
-//! reconnect the task replays every buffered frame that ends after the last confirmed point
-//! (the whole buffer when nothing was finalised). At most one partly confirmed frame is sent
-//! twice, so a word may rarely repeat; losing speech is worse. Audio older than `replay_ms`
-//! is gone.
+//! Replay rule: every final `Results` confirms the audio up to its `start + duration`, and the
+//! engine may settle audio it has already answered ([`super::Settled`]); after a reconnect the
+//! task replays every buffered frame that ends after the later of the two points (the whole
+//! buffer when nothing was finalised). At most one partly confirmed frame is sent twice, so a
+//! word may rarely repeat; losing speech is worse. Audio older than `replay_ms` is gone.
 //!
 //! What it must not do: block the session (audio is drained also while disconnected),
 //! allocate per frame beyond the `Bytes` it is handed, send a zero-length binary frame, or
@@ -28,15 +30,17 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{AUDIO_QUEUE, SpeechToText, SttEvent, SttStream};
+use super::{AUDIO_QUEUE, Settled, SpeechToText, SttEvent, SttStream};
 use crate::config::SttConfig;
 use crate::provider::{CallIds, ProviderError, Secret, count_error};
 
+pub mod backoff;
 mod replay;
 #[cfg(test)]
 mod tests;
 mod wire;
 
+use backoff::Backoff;
 use replay::ReplayBuffer;
 use wire::{CLOSE_STREAM, KEEPALIVE, Ws};
 
@@ -46,9 +50,7 @@ const EVENT_QUEUE: usize = 64;
 /// μ-law at 8 kHz: one byte per sample.
 const BYTES_PER_SEC: f64 = 8000.0;
 /// How long to wait for the last results and the close after `CloseStream`.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(2);
+pub const CLOSE_WAIT: Duration = Duration::from_millis(1500);
 
 /// The Deepgram live recogniser; cheap to share, one task per [`SpeechToText::start`].
 #[derive(Debug, Clone)]
@@ -67,8 +69,9 @@ struct Options {
 }
 
 impl Deepgram {
-    /// A recogniser for `cfg` (`base_url`, model, endpointing, keep-alive, replay, reconnects)
-    /// authenticating with `api_key`. `keepalive_secs = 0` disables keep-alives.
+    /// A recogniser for `cfg` (`base_url`, model, endpointing, keep-alive, replay, reconnects:
+    /// `max_reconnects` failures allowed per [`backoff::WINDOW`]) authenticating with
+    /// `api_key`. `keepalive_secs = 0` disables keep-alives.
     pub fn new(cfg: &SttConfig, api_key: Secret) -> Self {
         let sep = if cfg.base_url.contains('?') { '&' } else { '?' };
         let url = format!(
@@ -105,8 +108,10 @@ impl SpeechToText for Deepgram {
     fn start(&self, call: CallIds, cancel: CancellationToken) -> SttStream {
         let (audio_tx, audio) = mpsc::channel(AUDIO_QUEUE);
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let settled = Settled::default();
         let task = Task {
             buffer: ReplayBuffer::new(self.opts.replay_bytes),
+            backoff: Backoff::new(self.opts.max_reconnects, backoff::seed(&call.call_sid)),
             opts: self.opts.clone(),
             call,
             cancel,
@@ -114,12 +119,14 @@ impl SpeechToText for Deepgram {
             events,
             audio_done: false,
             confirmed: 0,
+            settled: settled.clone(),
             warned_malformed: false,
         };
         tokio::spawn(task.run());
         SttStream {
             audio: audio_tx,
             events: events_rx,
+            settled,
         }
     }
 }
@@ -143,12 +150,15 @@ struct Task {
     audio_done: bool,
     /// Offset up to which Deepgram has returned final results.
     confirmed: u64,
+    /// Offset up to which the engine has answered (no replay needed).
+    settled: Settled,
+    backoff: Backoff,
     warned_malformed: bool,
 }
 
 impl Task {
     async fn run(mut self) {
-        let mut failures = 0u32;
+        let mut reconnected = false;
         loop {
             let connected = tokio::select! {
                 biased;
@@ -158,38 +168,46 @@ impl Task {
                     wire::connect(&self.opts.url, &self.opts.api_key, self.opts.connect_timeout),
                 ) => r,
             };
+            let mut connected_at = None;
             let outcome = match connected {
-                Ok(ws) => self.stream(ws, failures > 0, &mut failures).await,
+                Ok(ws) => {
+                    connected_at = Some(Instant::now());
+                    self.stream(ws, reconnected).await
+                }
                 Err(e) => Outcome::Failed(e),
             };
             let Outcome::Failed(error) = outcome else {
                 return;
             };
             count_error(PROVIDER, &error);
-            let pending = self.buffer.replay_from(self.confirmed) < self.buffer.end;
-            let retry = error.is_transient()
-                && failures < self.opts.max_reconnects
-                && (pending || !self.audio_done);
+            let pending = self.buffer.replay_from(self.replay_point()) < self.buffer.end;
+            let wanted = error.is_transient() && (pending || !self.audio_done);
+            let delay = if wanted {
+                self.backoff.failed(connected_at, Instant::now())
+            } else {
+                None
+            };
             warn!(
                 call_sid = %self.call.call_sid, stream_sid = %self.call.stream_sid,
-                provider = PROVIDER, kind = error.kind(), %error, attempt = failures + 1, retry,
+                provider = PROVIDER, kind = error.kind(), %error,
+                failures_in_window = self.backoff.recent_failures(),
+                retry_in_ms = delay.map(|d| d.as_millis() as u64),
                 "stt stream failed"
             );
-            let reconnecting = retry;
+            let reconnecting = delay.is_some();
             if !self
                 .emit(SttEvent::Error {
                     error,
                     reconnecting,
                 })
                 .await
-                || !retry
             {
                 return;
             }
-            failures += 1;
-            let delay = BACKOFF_START
-                .saturating_mul(1 << (failures - 1).min(8))
-                .min(BACKOFF_CAP);
+            let Some(delay) = delay else {
+                return;
+            };
+            reconnected = true;
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return,
@@ -200,10 +218,15 @@ impl Task {
         }
     }
 
+    /// Where a replay starts from: after the audio Deepgram finalised or the engine settled.
+    fn replay_point(&self) -> u64 {
+        self.confirmed.max(self.settled.get().min(self.buffer.end))
+    }
+
     /// Run one connection: replay, then forward audio and results until it ends.
-    async fn stream(&mut self, ws: Ws, reconnected: bool, failures: &mut u32) -> Outcome {
+    async fn stream(&mut self, ws: Ws, reconnected: bool) -> Outcome {
         let (mut sink, mut source) = ws.split();
-        let base = self.buffer.replay_from(self.confirmed);
+        let base = self.buffer.replay_from(self.replay_point());
         let mut replayed = 0usize;
         for frame in self.buffer.since(base) {
             replayed += frame.len();
@@ -248,13 +271,10 @@ impl Task {
                     };
                     match msg {
                         Message::Text(text) => {
-                            match self.on_text(&text, base).await {
-                                Some(true) => *failures = 0,
-                                Some(false) => {}
-                                None => {
-                                    let _ = timeout(Duration::from_millis(100), sink.send(Message::Close(None))).await;
-                                    return Outcome::Finished;
-                                }
+                            let listening = self.on_text(&text, base).await;
+                            if !listening {
+                                let _ = timeout(Duration::from_millis(100), sink.send(Message::Close(None))).await;
+                                return Outcome::Finished;
                             }
                         }
                         Message::Close(frame) => {
@@ -298,9 +318,9 @@ impl Task {
         }
     }
 
-    /// Handle one text message of a connection whose audio started at offset `base`.
-    /// `Some(valid)`, or `None` when the session has gone.
-    async fn on_text(&mut self, text: &str, base: u64) -> Option<bool> {
+    /// Handle one text message of a connection whose audio started at offset `base`;
+    /// false when the session has gone. A malformed message is skipped, counted and reported.
+    async fn on_text(&mut self, text: &str, base: u64) -> bool {
         match wire::parse(text) {
             Ok(parsed) => {
                 if let Some(end) = parsed.final_end {
@@ -308,8 +328,8 @@ impl Task {
                     self.confirmed = self.confirmed.max(end.min(self.buffer.end));
                 }
                 match parsed.event {
-                    Some(event) => self.emit(event).await.then_some(true),
-                    None => Some(true),
+                    Some(event) => self.emit(event).await,
+                    None => true,
                 }
             }
             Err(error) => {
@@ -321,7 +341,7 @@ impl Task {
                         provider = PROVIDER, %error, "skipping malformed stt message"
                     );
                 }
-                Some(false)
+                self.emit(SttEvent::Warning(error)).await
             }
         }
     }

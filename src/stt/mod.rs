@@ -3,9 +3,14 @@
 //! A provider runs its own task per call: the session pushes the caller's 8 kHz μ-law frames
 //! into [`SttStream::audio`] (bounded; see its doc) and reads [`SttEvent`]s. Reconnecting,
 //! keep-alives and replaying audio after a reconnect are the provider's job, not the session's.
-//! Dropping the audio sender ends the stream gracefully (the provider flushes and closes).
+//! Dropping the audio sender ends the stream gracefully (the provider flushes and closes); the
+//! engine may tell the provider that audio up to a point is settled ([`Settled`]) so that a
+//! reconnect does not replay it.
 
 pub mod deepgram;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -39,6 +44,9 @@ pub enum SttEvent {
     },
     /// Reconnected after an error; buffered audio was replayed.
     Reconnected,
+    /// A problem the stream survived (a malformed message, skipped); already counted in
+    /// `voxbridge_provider_errors_total`.
+    Warning(ProviderError),
 }
 
 /// One call's live transcription.
@@ -46,6 +54,25 @@ pub enum SttEvent {
 pub struct SttStream {
     pub audio: mpsc::Sender<Bytes>,
     pub events: mpsc::Receiver<SttEvent>,
+    /// Where the engine has settled the caller's audio (see [`Settled`]).
+    pub settled: Settled,
+}
+
+/// How much of the caller's audio (bytes sent on [`SttStream::audio`], from the first) the
+/// engine has dealt with — answered a turn covering it — so that a reconnect need not replay
+/// it. Only ever moves forward; one atomic, read by the provider only when it reconnects.
+#[derive(Debug, Clone, Default)]
+pub struct Settled(Arc<AtomicU64>);
+
+impl Settled {
+    /// Audio up to byte offset `offset` needs no replay.
+    pub fn settle(&self, offset: u64) {
+        self.0.fetch_max(offset, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// A streaming recogniser.

@@ -36,7 +36,7 @@ impl From<ProviderError> for Stop {
 /// Spawn one response task and return its event channel.
 ///
 /// `run` gets the sender for `Audio` events and returns `Ok` when everything was spoken. The
-/// wrapper then sends `Done`, or counts, logs and sends `Failed`. Cancellation drops `run`
+/// wrapper then sends `Done`, or counts, logs and sends a `Warning` and `Failed`. Cancellation drops `run`
 /// (closing its socket or request) `grace` after the token fires; a task that handles
 /// cancellation itself (to close a socket politely) returns `Stop::Cancelled` sooner.
 pub(crate) fn spawn_response<F, Fut>(
@@ -68,7 +68,13 @@ where
             Err(Stop::Failed(e)) => {
                 count_error(name, &e);
                 warn!(provider = name, kind = e.kind(), error = %e, "tts failed");
-                let _ = emit(&tx, TtsEvent::Failed(e), &cancel).await;
+                let warning = TtsEvent::Warning {
+                    provider: name,
+                    error: e.clone(),
+                };
+                if emit(&tx, warning, &cancel).await.is_ok() {
+                    let _ = emit(&tx, TtsEvent::Failed(e), &cancel).await;
+                }
             }
         }
     });

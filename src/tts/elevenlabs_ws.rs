@@ -291,7 +291,8 @@ impl Utterance {
         let parsed: ServerMessage = match serde_json::from_str(text) {
             Ok(parsed) => parsed,
             Err(e) => {
-                skip_malformed(&format!("not a server message: {e}"));
+                self.skip_malformed(&format!("not a server message: {e}"))
+                    .await?;
                 return Ok(Next::Continue);
             }
         };
@@ -305,7 +306,10 @@ impl Utterance {
                     self.audio_seen = true;
                     emit_audio(&self.tx, Bytes::from(bytes), &self.cancel).await?;
                 }
-                Err(e) => skip_malformed(&format!("audio is not base64: {e}")),
+                Err(e) => {
+                    self.skip_malformed(&format!("audio is not base64: {e}"))
+                        .await?
+                }
             }
         }
         Ok(if parsed.is_final == Some(true) {
@@ -316,15 +320,23 @@ impl Utterance {
     }
 }
 
-fn disconnected(what: &str) -> Stop {
-    Stop::Failed(ProviderError::Disconnected(what.to_owned()))
+impl Utterance {
+    /// A message we cannot use costs at most one chunk of audio: count it, log it, report it
+    /// downstream, carry on.
+    async fn skip_malformed(&mut self, what: &str) -> Result<(), Stop> {
+        let error = ProviderError::Malformed(what.to_owned());
+        count_error(NAME, &error);
+        warn!(provider = NAME, %error, "skipping a server message");
+        let warning = TtsEvent::Warning {
+            provider: NAME,
+            error,
+        };
+        super::common::emit(&self.tx, warning, &self.cancel).await
+    }
 }
 
-/// A message we cannot use costs at most one chunk of audio: count it, log it, carry on.
-fn skip_malformed(what: &str) {
-    let e = ProviderError::Malformed(what.to_owned());
-    count_error(NAME, &e);
-    warn!(provider = NAME, error = %e, "skipping a server message");
+fn disconnected(what: &str) -> Stop {
+    Stop::Failed(ProviderError::Disconnected(what.to_owned()))
 }
 
 /// Classify an error message (or close reason) from the server.

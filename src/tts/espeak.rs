@@ -201,7 +201,7 @@ mod tests {
             match events.recv().await.unwrap() {
                 TtsEvent::Audio(a) => audio += a.len(),
                 TtsEvent::Done => break,
-                TtsEvent::Failed(e) => panic!("{e}"),
+                other => panic!("{other:?}"),
             }
         }
         assert!(audio > 8000, "{audio} bytes");
@@ -217,9 +217,13 @@ mod tests {
         let mut events = tts.speak(rx, CancellationToken::new());
         tx.send("hi".into()).await.unwrap();
         match events.recv().await {
-            Some(TtsEvent::Failed(ProviderError::Connect(m))) => assert!(m.contains("not found")),
+            Some(TtsEvent::Warning {
+                error: ProviderError::Connect(m),
+                ..
+            }) => assert!(m.contains("not found")),
             other => panic!("{other:?}"),
         }
+        assert!(matches!(events.recv().await, Some(TtsEvent::Failed(_))));
     }
 
     #[tokio::test]

@@ -8,6 +8,11 @@
 //! rather than skipped); then the rest of the text as it comes. A piece the primary was half
 //! way through is replayed from its start.
 //!
+//! Every provider failure reaches the listener once, as the provider's own
+//! [`TtsEvent::Warning`] (passed through; the session's summary counts it); the apology clip
+//! comes as [`TtsEvent::Apology`], so the conversation knows the rest of the reply was never
+//! heard. With no clip to play, the last failure is passed on as `Failed`.
+//!
 //! This module must not talk to any service itself, must not retry the same provider, and does
 //! not count the failing provider's error again (each provider counts its own failures); it
 //! counts the switch in [`TTS_FALLBACKS`].
@@ -23,11 +28,11 @@ use tracing::{debug, warn};
 
 use super::common::emit;
 use super::{EVENT_QUEUE, TextToSpeech, TtsEvent};
-use crate::provider::ProviderError;
+use crate::provider::{ProviderError, count_error};
 
 /// `voxbridge_tts_fallbacks_total{to="secondary"|"apology"}`: switches away from a failed
 /// provider.
-pub const TTS_FALLBACKS: &str = "voxbridge_tts_fallbacks_total";
+pub use crate::metrics::TTS_FALLBACKS;
 /// Estimated speech duration per character, for deciding which pieces were spoken.
 pub const MS_PER_CHAR: u64 = 70;
 /// Text pieces queued towards one provider.
@@ -161,8 +166,23 @@ impl Run {
                             let _ = emit(&self.tx, TtsEvent::Done, &self.cancel).await;
                             return;
                         }
+                        Some(event @ (TtsEvent::Warning { .. } | TtsEvent::Apology(_))) => {
+                            if emit(&self.tx, event, &self.cancel).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        // Already counted and reported (as a warning) by the provider.
                         Some(TtsEvent::Failed(e)) => e,
-                        None => ProviderError::Disconnected(format!("{} ended without Done", leg.name)),
+                        None => {
+                            let e = ProviderError::Disconnected(format!("{} ended without Done", leg.name));
+                            count_error(leg.name, &e);
+                            let warning = TtsEvent::Warning { provider: leg.name, error: e.clone() };
+                            if emit(&self.tx, warning, &self.cancel).await.is_err() {
+                                return;
+                            }
+                            e
+                        }
                     };
                     leg.cancel.cancel();
                     match self.secondary.take() {
@@ -214,15 +234,18 @@ impl Run {
         }
     }
 
-    /// Last resort: the apology clip (if any), then `Done`.
+    /// Last resort: the apology clip, then `Done`; with no clip, the failure itself.
     async fn apologise(self, failed: &'static str, failure: &ProviderError) {
         warn!(provider = failed, kind = failure.kind(), error = %failure,
               has_apology = self.apology.is_some(), "tts failed with no provider left; apologising");
+        let Some(apology) = self.apology.clone() else {
+            let _ = emit(&self.tx, TtsEvent::Failed(failure.clone()), &self.cancel).await;
+            return;
+        };
         counter!(TTS_FALLBACKS, "to" => "apology").increment(1);
-        if let Some(apology) = self.apology.clone()
-            && emit(&self.tx, TtsEvent::Audio(apology), &self.cancel)
-                .await
-                .is_err()
+        if emit(&self.tx, TtsEvent::Apology(apology), &self.cancel)
+            .await
+            .is_err()
         {
             return;
         }

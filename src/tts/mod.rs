@@ -26,9 +26,21 @@ pub const EVENT_QUEUE: usize = 64;
 pub enum TtsEvent {
     /// Raw 8 kHz μ-law audio, any length.
     Audio(Bytes),
+    /// A provider failed, or sent something unusable: one event per failure, already counted
+    /// in `voxbridge_provider_errors_total` (listeners count failures by these). The response
+    /// may go on (the next provider, the skipped message, the [`TtsEvent::Apology`]) or end
+    /// with `Failed`.
+    Warning {
+        provider: &'static str,
+        error: ProviderError,
+    },
+    /// No provider is left: this pre-rendered apology clip is played instead of the rest of the
+    /// text (then `Done`). What the caller hears from here on is the apology, not the reply.
+    Apology(Bytes),
     /// All text was spoken.
     Done,
-    /// The provider failed; no more events follow.
+    /// The response failed; no more events follow. The failure itself was reported just
+    /// before as a [`TtsEvent::Warning`] (the one event that counts it).
     Failed(ProviderError),
 }
 

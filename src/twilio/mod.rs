@@ -9,6 +9,7 @@
 //! Names follow Twilio's own (`streamSid`, `callSid`, `mark`, `clear`).
 //! Protocol reference: `twilio-media-streams.md`.
 
+pub mod codec;
 pub mod messages;
 pub mod rest;
 pub mod signature;

@@ -12,6 +12,8 @@ use voxbridge::call::summary::CallSummary;
 use voxbridge::config::Config;
 use voxbridge::server::Server;
 
+pub mod stack;
+
 /// The real server with default config, tweaked, listening on a free loopback port.
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::from_toml_str("[server]\nlisten = \"127.0.0.1:0\"").expect("config");

@@ -25,6 +25,7 @@ fn cfg(base_url: &str, greeting: &str, timeout_ms: u64) -> AgentConfig {
         fallback_model: String::new(),
         flow_file: String::new(),
         apology: String::new(),
+        reprompt: String::new(),
     }
 }
 
@@ -77,6 +78,19 @@ fn kind(ev: Option<&AgentEvent>) -> &'static str {
         Some(AgentEvent::Failed(e)) => e.kind(),
         other => panic!("expected Failed, got {other:?}"),
     }
+}
+
+/// The kinds of the warnings among `events`, and the other events.
+fn split(events: Vec<AgentEvent>) -> (Vec<&'static str>, Vec<AgentEvent>) {
+    let mut warnings = Vec::new();
+    let mut rest = Vec::new();
+    for ev in events {
+        match ev {
+            AgentEvent::Warning(e) => warnings.push(e.kind()),
+            other => rest.push(other),
+        }
+    }
+    (warnings, rest)
 }
 
 fn msg(role: &str, content: &str) -> Value {
@@ -164,10 +178,11 @@ async fn dtmf_becomes_a_user_message_and_audio_is_ignored() {
 }
 
 #[tokio::test]
-async fn tool_calls_become_actions() {
+async fn tool_calls_become_actions_and_stay_in_the_history_with_their_results() {
     let fake = FakeOpenAiChat::start(KEY).await.unwrap();
     fake.push_reply(FakeReply::text("Goodbye!").with_tool("end_call", "{}"));
     fake.push_reply(FakeReply::default().with_tool("transfer_call", r#"{"to":"+15550100200"}"#));
+    fake.push_reply(FakeReply::default().with_tool("end_call", "{}"));
     let mut s = session(&agent(&fake));
     assert_eq!(
         say(&mut s, "bye").await,
@@ -185,26 +200,42 @@ async fn tool_calls_become_actions() {
         say(&mut s, "a human please").await,
         vec![AgentEvent::Action(transfer), AgentEvent::Done]
     );
+    // Nothing was said: only the tool call.
     s.reply_heard("", false);
     say(&mut s, "hello?").await;
-    let messages = &fake.requests.snapshot()[2].messages;
-    assert!(
-        messages
-            .iter()
-            .all(|m| m.get("tool_calls").is_none() && m["role"] != "tool")
+    // Cut short by the caller: the action was dropped, so is the call.
+    s.reply_heard("", true);
+    say(&mut s, "still there?").await;
+    let messages = &fake.requests.snapshot()[3].messages;
+    let call_id = |m: &Value| m["tool_calls"][0]["id"].as_str().unwrap_or("").to_owned();
+    assert_eq!(messages[2]["role"], "assistant");
+    assert_eq!(messages[2]["content"], "Goodbye!");
+    assert_eq!(messages[2]["tool_calls"][0]["function"]["name"], "end_call");
+    assert_eq!(messages[2]["tool_calls"][0]["type"], "function");
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(
+        messages[3]["tool_call_id"].as_str(),
+        Some(call_id(&messages[2]).as_str())
     );
-    assert_eq!(messages[2], msg("assistant", "Goodbye!"));
-    assert_eq!(messages[3], msg("user", "a human please"));
-    assert_eq!(messages[4], msg("user", "hello?"));
+    assert_eq!(messages[4], msg("user", "a human please"));
+    assert_eq!(messages[5]["content"], Value::Null);
+    let transfer_call = &messages[5]["tool_calls"][0]["function"];
+    assert_eq!(transfer_call["name"], "transfer_call");
+    assert_eq!(transfer_call["arguments"], r#"{"to":"+15550100200"}"#);
+    assert_eq!(messages[6]["role"], "tool");
+    assert_eq!(messages[7], msg("user", "hello?"));
+    assert_eq!(messages[8], msg("user", "still there?"));
+    assert_eq!(messages.len(), 9);
 }
 
 #[tokio::test]
 async fn unauthorized_fails_without_retry() {
     let fake = FakeOpenAiChat::start("sk-other").await.unwrap();
     let mut s = session(&agent(&fake));
-    let events = say(&mut s, "hi").await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(kind(events.first()), "unauthorized");
+    let (warnings, rest) = split(say(&mut s, "hi").await);
+    assert_eq!(warnings, ["unauthorized"]);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(kind(rest.first()), "unauthorized");
     assert_eq!(fake.requests.len(), 1);
 }
 
@@ -214,8 +245,11 @@ async fn rate_limited_then_success_after_retry() {
     fake.faults.push(Fault::Status(429));
     let mut s = session(&agent(&fake));
     assert_eq!(
-        say(&mut s, "hi").await,
-        vec![text("You said:"), text("hi."), AgentEvent::Done]
+        split(say(&mut s, "hi").await),
+        (
+            vec!["rate_limited"],
+            vec![text("You said:"), text("hi."), AgentEvent::Done]
+        )
     );
     assert_eq!(fake.requests.len(), 2);
 }
@@ -230,8 +264,11 @@ async fn server_errors_fail_over_to_the_fallback() {
     fallback.push_reply(FakeReply::text("Fallback here."));
     let mut s = session(&agent_with(cfg(&primary.url(), "", 3000), Some(&fallback)));
     assert_eq!(
-        say(&mut s, "hi").await,
-        vec![text("Fallback here."), AgentEvent::Done]
+        split(say(&mut s, "hi").await),
+        (
+            vec!["server_error"; 1 + MAX_RETRIES as usize],
+            vec![text("Fallback here."), AgentEvent::Done]
+        )
     );
     assert_eq!(primary.requests.len(), 1 + MAX_RETRIES as usize);
     let seen = fallback.requests.snapshot();
@@ -242,17 +279,62 @@ async fn server_errors_fail_over_to_the_fallback() {
 }
 
 #[tokio::test]
-async fn mid_stream_disconnect_fails_after_the_pieces_already_streamed() {
+async fn a_stream_broken_mid_reply_is_resumed_without_repeating_what_was_said() {
+    let fake = FakeOpenAiChat::start(KEY).await.unwrap();
+    let reply = FakeReply::text("One. Two. Three. Four.");
+    fake.faults.push(Fault::DisconnectAfter(4)); // role delta + three sentences
+    fake.push_reply(reply.clone());
+    fake.push_reply(reply);
+    let mut s = session(&agent(&fake));
+    assert_eq!(
+        split(say(&mut s, "count").await),
+        (
+            vec!["disconnected"],
+            vec![
+                text("One."),
+                text("Two."),
+                text("Three."),
+                text("Four."),
+                AgentEvent::Done
+            ]
+        )
+    );
+    assert_eq!(fake.requests.len(), 2);
+    // The same for an in-stream `error` event.
+    fake.faults.push(Fault::ErrorAfter(3));
+    fake.push_reply(FakeReply::text("Five. Six. Seven."));
+    fake.push_reply(FakeReply::text("Five. Six. Seven."));
+    let (warnings, rest) = split(say(&mut s, "more").await);
+    assert_eq!(warnings, ["server_error"]);
+    assert_eq!(
+        rest,
+        vec![
+            text("Five."),
+            text("Six."),
+            text("Seven."),
+            AgentEvent::Done
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_resumed_stream_that_says_something_else_fails_the_turn_once() {
     let fake = FakeOpenAiChat::start(KEY).await.unwrap();
     let fallback = FakeOpenAiChat::start(FALLBACK_KEY).await.unwrap();
-    fake.faults.push(Fault::DisconnectAfter(4)); // role delta + three sentences
+    fake.faults.push(Fault::DisconnectAfter(4));
     fake.push_reply(FakeReply::text("One. Two. Three. Four."));
     let mut s = session(&agent_with(cfg(&fake.url(), "", 3000), Some(&fallback)));
-    let events = say(&mut s, "count").await;
-    assert_eq!(&events[..3], &[text("One."), text("Two."), text("Three.")]);
-    assert_eq!(kind(events.get(3)), "disconnected");
-    assert_eq!(events.len(), 4);
-    assert_eq!(fake.requests.len(), 1, "never retried once streaming");
+    let (warnings, rest) = split(say(&mut s, "count").await);
+    // The resume got the default reply ("You said: count."): it cannot go on.
+    assert_eq!(
+        warnings,
+        ["disconnected"],
+        "the divergence is no provider fault"
+    );
+    assert_eq!(&rest[..3], &[text("One."), text("Two."), text("Three.")]);
+    assert_eq!(kind(rest.get(3)), "disconnected");
+    assert_eq!(rest.len(), 4);
+    assert_eq!(fake.requests.len(), 2, "one resume");
     assert!(
         fallback.requests.is_empty(),
         "the caller already heard the primary"
@@ -260,13 +342,17 @@ async fn mid_stream_disconnect_fails_after_the_pieces_already_streamed() {
 }
 
 #[tokio::test]
-async fn malformed_event_fails_the_turn() {
+async fn a_malformed_event_is_skipped_and_the_reply_goes_on() {
     let fake = FakeOpenAiChat::start(KEY).await.unwrap();
     fake.faults.push(Fault::Malformed);
     let mut s = session(&agent(&fake));
-    let events = say(&mut s, "hi").await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(kind(events.first()), "malformed");
+    assert_eq!(
+        split(say(&mut s, "hi").await),
+        (
+            vec!["malformed"],
+            vec![text("You said:"), text("hi."), AgentEvent::Done]
+        )
+    );
     assert_eq!(fake.requests.len(), 1);
 }
 
@@ -276,8 +362,9 @@ async fn stall_times_out_and_the_server_sees_the_client_leave() {
     fake.faults.push(Fault::Stall(Duration::from_secs(20)));
     let mut s = session(&agent_with(cfg(&fake.url(), "", 300), None));
     let started = Instant::now();
-    let events = say(&mut s, "hi").await;
-    assert_eq!(kind(events.first()), "timeout");
+    let (warnings, rest) = split(say(&mut s, "hi").await);
+    assert_eq!(warnings, ["timeout"]);
+    assert_eq!(kind(rest.first()), "timeout");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -384,26 +471,30 @@ async fn erroring_server() -> (
 }
 
 #[tokio::test]
-async fn in_stream_errors_are_never_retried_but_fall_back_when_nothing_was_heard() {
+async fn in_stream_errors_are_resumed_once_then_fall_back_when_nothing_was_heard() {
     let (server, hits) = erroring_server().await;
     let url = format!("{}/v1", server.http_url());
     let mut s = session(&agent_with(cfg(&url, "", 3000), None));
-    let events = say(&mut s, "hi").await;
-    assert_eq!(kind(events.first()), "server_error");
+    let (warnings, rest) = split(say(&mut s, "hi").await);
+    assert_eq!(warnings, ["server_error", "server_error"]);
+    assert_eq!(kind(rest.first()), "server_error");
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "a 200 stream is never retried"
+        2,
+        "a broken stream is resumed once"
     );
 
     let fallback = FakeOpenAiChat::start(FALLBACK_KEY).await.unwrap();
     fallback.push_reply(FakeReply::text("Backup."));
     let mut s = session(&agent_with(cfg(&url, "", 3000), Some(&fallback)));
     assert_eq!(
-        say(&mut s, "hi").await,
-        vec![text("Backup."), AgentEvent::Done]
+        split(say(&mut s, "hi").await),
+        (
+            vec!["server_error", "server_error"],
+            vec![text("Backup."), AgentEvent::Done]
+        )
     );
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
@@ -419,8 +510,44 @@ async fn connection_refused_is_retried_then_fails_over() {
         Some(&fallback),
     ));
     assert_eq!(
-        say(&mut s, "hello").await,
-        vec![text("You said:"), text("hello."), AgentEvent::Done]
+        split(say(&mut s, "hello").await),
+        (
+            vec!["connect"; 1 + MAX_RETRIES as usize],
+            vec![text("You said:"), text("hello."), AgentEvent::Done]
+        )
     );
     assert_eq!(fallback.requests.len(), 1);
+}
+
+#[tokio::test]
+async fn what_the_engine_said_is_kept_and_trimming_never_orphans_a_tool_result() {
+    let fake = FakeOpenAiChat::start(KEY).await.unwrap();
+    let mut s = session(&agent(&fake));
+    s.said("Sorry, I didn't catch that.");
+    s.said("  ");
+    say(&mut s, "hello").await;
+    assert_eq!(
+        fake.requests.snapshot()[0].messages,
+        vec![
+            msg("system", "You are a test."),
+            msg("assistant", "Sorry, I didn't catch that."),
+            msg("user", "hello"),
+        ]
+    );
+    // Fill the history with tool-calling replies until it is trimmed.
+    for i in 0..MAX_HISTORY {
+        fake.push_reply(FakeReply::default().with_tool("end_call", "{}"));
+        say(&mut s, &format!("turn {i}")).await;
+        s.reply_heard("", false);
+    }
+    say(&mut s, "last").await;
+    let messages = fake.requests.snapshot().last().unwrap().messages.clone();
+    assert_eq!(messages[0]["role"], "system");
+    assert_ne!(messages[1]["role"], "tool", "{:?}", messages[1]);
+    assert!(messages.len() <= MAX_HISTORY + 1);
+    for (i, m) in messages.iter().enumerate() {
+        if m["role"] == "tool" {
+            assert!(messages[i - 1]["tool_calls"].is_array(), "orphan at {i}");
+        }
+    }
 }

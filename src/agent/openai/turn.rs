@@ -1,8 +1,13 @@
-//! One caller turn against the configured servers: request, retries before streaming,
-//! fallback, and streaming the reply to the session (policy in the parent module's doc).
-//! Runs on its own task; dropping it drops the HTTP response (that is how cancellation works).
+//! One caller turn against the configured servers: request, retries before streaming, one
+//! resume of a stream that broke, fallback, and streaming the reply to the session (policy in
+//! the parent module's doc). Runs on its own task; dropping it drops the HTTP response (that
+//! is how cancellation works).
+//!
+//! Every failed attempt is counted once and reported once to the session, as
+//! [`AgentEvent::Warning`]; the reply then goes on (retry, resume, fallback) or ends with
+//! `Failed`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -10,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tracing::warn;
 
-use super::wire::{ChatMessage, ReplyDecoder, SseEvent, SseParser, request_body};
+use super::wire::{ChatMessage, ReplyDecoder, SseEvent, SseParser, ToolUse, request_body};
 use super::{Endpoint, Inner, MAX_RETRIES, PROVIDER};
 use crate::agent::AgentEvent;
 use crate::provider::{ProviderError, count_error};
@@ -29,31 +34,51 @@ enum Stop {
 
 struct Failure {
     err: ProviderError,
-    /// Events already reached the session (no fallback: the caller heard this server).
-    emitted: bool,
-    /// A 200 stream had started (never retried).
+    /// A 200 stream had started.
     streamed: bool,
     retry_after: Option<Duration>,
+    /// A resumed stream said something else than the caller already heard: not a provider
+    /// fault (not counted), but the reply cannot go on.
+    diverged: bool,
 }
 
 impl Stop {
     fn before_stream(err: ProviderError, retry_after: Option<Duration>) -> Self {
         Stop::Failed(Failure {
             err,
-            emitted: false,
             streamed: false,
             retry_after,
+            diverged: false,
         })
     }
 
-    fn in_stream(err: ProviderError, emitted: bool) -> Self {
+    fn in_stream(err: ProviderError) -> Self {
         Stop::Failed(Failure {
             err,
-            emitted,
             streamed: true,
             retry_after: None,
+            diverged: false,
         })
     }
+
+    fn diverged() -> Self {
+        Stop::Failed(Failure {
+            err: ProviderError::Disconnected(
+                "the resumed reply differs from what the caller already heard".into(),
+            ),
+            streamed: true,
+            retry_after: None,
+            diverged: true,
+        })
+    }
+}
+
+/// What the session has been sent of the reply, across attempts.
+#[derive(Debug, Default)]
+struct Said {
+    pieces: Vec<String>,
+    /// How many of `pieces` the current attempt has said again (not sent twice).
+    repeated: usize,
 }
 
 /// One caller turn's request, run on its own task.
@@ -62,57 +87,71 @@ pub(super) struct Turn {
     pub call_sid: String,
     pub messages: Vec<ChatMessage>,
     pub tx: mpsc::Sender<AgentEvent>,
+    /// Where the reply's tool calls are left for the history.
+    pub tools: Arc<Mutex<Vec<ToolUse>>>,
 }
 
 impl Turn {
-    /// Primary (with retries), then the fallback if nothing was heard yet; `Failed` if all fail.
+    /// Primary (with retries and one resume), then the fallback if nothing was heard yet;
+    /// `Failed` if all fail.
     pub async fn run(self) {
+        let mut said = Said::default();
         let mut last_err: Option<ProviderError> = None;
-        let mut answered = None;
         for server in &self.inner.servers {
+            if !said.pieces.is_empty() {
+                break; // The caller already heard part of the previous server's reply.
+            }
             if let Some(err) = &last_err {
                 warn!(call_sid = self.call_sid, server = server.label, model = server.model,
                     after = %err, "agent failing over");
             }
-            match self.run_server(server).await {
-                Ok(response) => {
-                    answered = Some(response);
-                    break;
+            match self.run_server(server, &mut said).await {
+                Ok(mut response) => {
+                    drop(self.tx); // The channel ends now; finishing the body is our business.
+                    let drain = async { while let Ok(Some(_)) = response.chunk().await {} };
+                    let _ = timeout(DRAIN, drain).await;
+                    return;
                 }
                 Err(Stop::Gone) => return,
-                Err(Stop::Failed(f)) => {
-                    last_err = Some(f.err);
-                    if f.emitted {
-                        break; // The caller already heard part of this server's reply.
-                    }
-                }
+                Err(Stop::Failed(f)) => last_err = Some(f.err),
             }
         }
-        match (answered, last_err) {
-            (Some(mut response), _) => {
-                drop(self.tx); // The channel ends now; finishing the body is our business.
-                let drain = async { while let Ok(Some(_)) = response.chunk().await {} };
-                let _ = timeout(DRAIN, drain).await;
-            }
-            (None, Some(err)) => {
-                let _ = self.tx.send(AgentEvent::Failed(err)).await;
-            }
-            (None, None) => {}
+        if let Some(err) = last_err {
+            let _ = self.tx.send(AgentEvent::Failed(err)).await;
         }
     }
 
-    /// Attempts against one server, retrying transient failures before streaming starts.
-    async fn run_server(&self, server: &Endpoint) -> Result<reqwest::Response, Stop> {
+    /// Attempts against one server: transient failures before streaming are retried; a
+    /// stream that broke is resumed once (what was already said is not said again).
+    async fn run_server(
+        &self,
+        server: &Endpoint,
+        said: &mut Said,
+    ) -> Result<reqwest::Response, Stop> {
         let mut attempt = 0;
+        let mut resumed = false;
         loop {
-            let f = match self.attempt(server).await {
+            said.repeated = 0;
+            let f = match self.attempt(server, said).await {
                 Err(Stop::Failed(f)) => f,
                 other => return other,
             };
+            if f.diverged {
+                warn!(call_sid = self.call_sid, server = server.label, error = %f.err,
+                    "agent reply cannot be resumed");
+                return Err(Stop::Failed(f));
+            }
             count_error(PROVIDER, &f.err);
+            let resume = f.streamed && !resumed && resumable(&f.err);
+            let retry = !f.streamed && attempt < MAX_RETRIES && retryable(&f.err);
             warn!(call_sid = self.call_sid, server = server.label, model = server.model, attempt,
-                kind = f.err.kind(), error = %f.err, "agent request failed");
-            if f.streamed || attempt >= MAX_RETRIES || !retryable(&f.err) {
+                kind = f.err.kind(), error = %f.err, retry, resume, "agent request failed");
+            self.send(AgentEvent::Warning(f.err.clone())).await?;
+            if resume {
+                resumed = true;
+                continue;
+            }
+            if !retry {
                 return Err(Stop::Failed(f));
             }
             let backoff = (self.inner.backoff_base * 2u32.pow(attempt)).min(MAX_BACKOFF);
@@ -128,7 +167,7 @@ impl Turn {
 
     /// One request: send, check the status, stream the reply to the session. Returns the
     /// response (after `Done`) so the caller can finish reading it.
-    async fn attempt(&self, server: &Endpoint) -> Result<reqwest::Response, Stop> {
+    async fn attempt(&self, server: &Endpoint, said: &mut Said) -> Result<reqwest::Response, Stop> {
         let deadline = Instant::now() + self.inner.timeout;
         let timed_out =
             || ProviderError::Timeout(format!("no reply within {:?}", self.inner.timeout));
@@ -160,65 +199,105 @@ impl Turn {
         }
         let mut parser = SseParser::default();
         let mut decoder = ReplyDecoder::default();
-        let mut emitted = false;
         loop {
             let until = match decoder.got_token() {
                 true => Instant::now() + self.inner.timeout,
                 false => deadline,
             };
-            let fail = move |err| Stop::in_stream(err, emitted);
             let bytes = match timeout_at(until, response.chunk()).await {
-                Err(_) => return Err(fail(timed_out())),
-                Ok(Err(e)) => return Err(fail(ProviderError::Disconnected(describe(e)))),
+                Err(_) => return Err(Stop::in_stream(timed_out())),
+                Ok(Err(e)) => {
+                    return Err(Stop::in_stream(ProviderError::Disconnected(describe(e))));
+                }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(bytes))) => bytes,
             };
-            for event in parser.push(&bytes).map_err(fail)? {
-                emitted |= self.forward(&mut decoder, event, emitted).await?;
+            for event in parser.push(&bytes).map_err(Stop::in_stream)? {
+                self.forward(&mut decoder, event, said).await?;
             }
             if decoder.is_done() {
                 break;
             }
         }
         if let Some(event) = parser.finish() {
-            emitted |= self.forward(&mut decoder, event, emitted).await?;
+            self.forward(&mut decoder, event, said).await?;
         }
-        let fail = move |err| Stop::in_stream(err, emitted);
         if !decoder.is_complete() {
             let err = ProviderError::Disconnected("stream ended before the reply finished".into());
-            return Err(fail(err));
+            return Err(Stop::in_stream(err));
         }
-        let (events, unknown) = decoder.finish().map_err(fail)?;
+        let tools = decoder.tool_uses();
+        let (events, unknown) = decoder.finish().map_err(Stop::in_stream)?;
         for tool in unknown {
             warn!(call_sid = self.call_sid, tool, "unknown tool call ignored");
         }
+        if let Ok(mut slot) = self.tools.lock() {
+            *slot = tools;
+        }
         for out in events {
-            self.send(out).await?;
+            self.piece(out, said).await?;
+        }
+        if said.repeated < said.pieces.len() {
+            return Err(Stop::diverged()); // The resumed reply is shorter than what was said.
         }
         self.send(AgentEvent::Done).await?;
         Ok(response)
     }
 
-    /// Decode one event and pass its pieces on; whether any were sent.
+    /// Decode one event and pass its pieces on. One malformed event is skipped (counted and
+    /// reported), like the ElevenLabs client does: losing a few words beats losing the reply.
     async fn forward(
         &self,
         decoder: &mut ReplyDecoder,
         event: SseEvent,
-        emitted: bool,
-    ) -> Result<bool, Stop> {
-        let pieces = decoder
-            .event(event)
-            .map_err(|e| Stop::in_stream(e, emitted))?;
-        let any = !pieces.is_empty();
-        for piece in pieces {
-            self.send(piece).await?;
+        said: &mut Said,
+    ) -> Result<(), Stop> {
+        match decoder.event(event) {
+            Ok(pieces) => {
+                for piece in pieces {
+                    self.piece(piece, said).await?;
+                }
+                Ok(())
+            }
+            Err(err @ ProviderError::Malformed(_)) => {
+                count_error(PROVIDER, &err);
+                warn!(call_sid = self.call_sid, error = %err, "skipping a malformed agent event");
+                self.send(AgentEvent::Warning(err)).await
+            }
+            Err(err) => Err(Stop::in_stream(err)),
         }
-        Ok(any)
+    }
+
+    /// Send one piece of the reply, unless a resumed stream is saying again what the caller
+    /// already heard; a resumed stream that says something else cannot go on.
+    async fn piece(&self, event: AgentEvent, said: &mut Said) -> Result<(), Stop> {
+        let AgentEvent::Text(text) = event else {
+            return self.send(event).await;
+        };
+        if let Some(heard) = said.pieces.get(said.repeated) {
+            if *heard != text {
+                return Err(Stop::diverged());
+            }
+            said.repeated += 1;
+            return Ok(());
+        }
+        said.pieces.push(text.clone());
+        said.repeated += 1;
+        self.send(AgentEvent::Text(text)).await
     }
 
     async fn send(&self, event: AgentEvent) -> Result<(), Stop> {
         self.tx.send(event).await.map_err(|_| Stop::Gone)
     }
+}
+
+/// A broken stream worth one resume: a dropped connection or an in-stream server error (not
+/// a timeout: waiting again would only double the silence).
+fn resumable(err: &ProviderError) -> bool {
+    matches!(
+        err,
+        ProviderError::Disconnected(_) | ProviderError::Server { .. }
+    )
 }
 
 /// A reqwest error with its causes (its Display alone hides them), without the URL.

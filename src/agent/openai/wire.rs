@@ -4,31 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::agent::sentences::SentenceSplitter;
 use crate::agent::{AgentEvent, CallAction};
 use crate::provider::ProviderError;
 
+pub(super) use super::history::{ChatMessage, ToolUse};
+
 /// A line longer than this without a line break is not SSE.
 const MAX_LINE_BYTES: usize = 1 << 20;
-
-/// One message of the conversation history as sent to the server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(super) struct ChatMessage {
-    pub role: &'static str,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: &'static str, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
-    }
-}
 
 /// The streamed request: the history plus the two call-control tools.
 pub(super) fn request_body(model: &str, messages: &[ChatMessage]) -> Value {
@@ -263,6 +249,28 @@ impl ReplyDecoder {
             Some(Value::Null) | None => {}
             Some(other) => acc.arguments = other.to_string(),
         }
+    }
+
+    /// The recognised call-control tools called so far (ids filled in when the server sent
+    /// none), for the history.
+    pub fn tool_uses(&self) -> Vec<ToolUse> {
+        self.tools
+            .iter()
+            .filter(|(_, c)| matches!(c.name.as_str(), "end_call" | "transfer_call"))
+            .map(|(index, c)| ToolUse {
+                id: if c.id.is_empty() {
+                    format!("call_{index}")
+                } else {
+                    c.id.clone()
+                },
+                name: c.name.clone(),
+                arguments: if c.arguments.trim().is_empty() {
+                    "{}".to_owned()
+                } else {
+                    c.arguments.clone()
+                },
+            })
+            .collect()
     }
 
     /// The end of the reply: the last text piece, then one action per recognised tool call

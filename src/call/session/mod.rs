@@ -1,46 +1,47 @@
 //! `CallSession`: the one task that owns a call's state.
 //!
-//! The socket reader hands raw frames in over a bounded channel; the session parses them,
-//! decodes the caller's audio, feeds the quality meter, the turn detector and the STT, asks the
-//! [`Conversation`] for a response at the end of each turn, paces the response out through
-//! [`Playout`], and hands outbound messages to the socket writer through the [`Outbox`]. Nothing else touches call state, so there are no locks
-//! on the per-frame path. The session never reads or writes the socket itself and never blocks.
+//! The socket reader hands raw frames in over a bounded channel; the session turns them into
+//! neutral [`CallInput`]s with the carrier codec, decodes the caller's audio once ([`Ears`]),
+//! and routes each input to the call's [`CallEngine`] and to the [`Observers`]. What the engine
+//! answers goes through [`EngineIo`] into [`Playout`], which paces it out through the
+//! [`Outbox`] to the socket writer. The session owns the generation counter (in `Playout`),
+//! limits and call end; it knows neither how the engine answers nor what Twilio's JSON looks
+//! like. Nothing else touches call state, so there are no locks on the per-frame path; the
+//! session never reads or writes the socket itself and never blocks.
 //!
 //! Bad input never ends a call unless Twilio would end it too: every problem is counted in
 //! `voxbridge_protocol_errors_total{reason}` and logged once per reason per call.
 
-mod dialog;
-mod report;
+mod input;
+mod io;
+mod pump;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{Span, debug, info, warn};
+use tracing::{Span, warn};
 
-use super::conversation::Conversation;
+pub use io::EngineIo;
+use io::Responses;
+
+use super::ears::Ears;
+use super::events::CallEvent;
+use super::live::Control;
+use super::observers::Observers;
 use super::outbox::{Outbox, Outgoing};
-use super::playout::{MarkOutcome, Playout, PlayoutAction};
+use super::playout::Playout;
 use super::services::CallServices;
-use super::summary::{CallSummary, EndReason, MAX_DTMF_DIGITS};
-use super::turn::{TurnDetector, TurnEvent, Utterance, frame_dbfs};
-use crate::audio::mulaw;
-use crate::config::{Config, QualityConfig, TurnSource};
+use super::summary::{CallSummary, EndReason};
+use crate::config::Config;
+use crate::engine::{CallEngine, EngineEvent};
 use crate::metrics::Metrics;
-use crate::provider::CallIds;
-use crate::quality::alerts::{AlertEvent, LiveAlerts};
-use crate::quality::meter::QualityMeter;
 use crate::quality::notify::QualityOutlets;
-use crate::stt::SttStream;
-use crate::twilio::signature::check_stream_token;
+use crate::twilio::codec::MediaStreamsCodec;
 
-/// Streams refused for a bad per-stream token, by reason.
-pub const STREAM_TOKENS_REFUSED: &str = "voxbridge_stream_tokens_refused_total";
-use crate::twilio::messages::{
-    ErrorReason, InboundEvent, OutboundMessage, ProtocolError, decode_payload, parse_inbound,
-};
+pub use crate::metrics::STREAM_TOKENS_REFUSED;
 
 /// What the socket reader saw.
 #[derive(Debug)]
@@ -55,106 +56,87 @@ pub enum Inbound {
     },
 }
 
+/// Longest the engine's providers get to wind down after the call ended (Deepgram's own
+/// `CloseStream` wait is shorter).
+const ENGINE_WIND_DOWN: Duration = Duration::from_secs(2);
+
 enum Flow {
     Continue,
     End(EndReason),
 }
 
-/// Audio kept before the voice onset and after the last voiced frame of an utterance.
-const UTTERANCE_LEAD_MS: u32 = 20;
-const UTTERANCE_TAIL_MS: u32 = 60;
-/// DTMF digits pressed within this long of each other form one turn.
-const DTMF_TURN_GAP: Duration = Duration::from_millis(700);
-
-pub struct CallSession {
-    services: Arc<CallServices>,
-    metrics: Metrics,
+/// The call's clock and the limits judged against it.
+struct Limits {
+    started: Instant,
+    last_inbound: Instant,
     idle_timeout: Duration,
     max_duration: Duration,
-    last_inbound: Instant,
-    quality: QualityConfig,
-    meter: QualityMeter,
-    alerts: LiveAlerts,
-    alert_events: Vec<AlertEvent>,
-    outlets: QualityOutlets,
-    window_secs: u64,
-    max_payload: usize,
-    started: Instant,
-    stream_sid: Option<String>,
-    turn: TurnDetector,
-    utterance: Utterance,
+}
+
+pub struct CallSession {
+    config: Arc<Config>,
+    services: Arc<CallServices>,
+    limits: Limits,
+    codec: MediaStreamsCodec,
+    ears: Ears,
     playout: Playout,
     outbox: Outbox,
-    /// The agent conversation, from `start` on.
-    conv: Option<Conversation>,
-    /// Live transcription, from `start` on, when an STT provider is configured.
-    stt: Option<SttStream>,
-    stt_cancel: CancellationToken,
-    turn_source: TurnSource,
-    /// Final transcripts of the caller's current turn.
-    transcript: String,
-    /// When the caller's last voiced frame arrived.
-    last_voiced_at: Option<Instant>,
-    /// Digits of a DTMF turn being gathered, and when it is complete.
-    dtmf_pending: String,
-    dtmf_deadline: Option<Instant>,
-    /// Playout id of the response whose first frame is awaited (latency).
-    latency_pending: Option<u64>,
-    summary: CallSummary,
-    logged_reasons: u32,
-    payload: Vec<u8>,
-    pcm: Vec<i16>,
+    responses: Responses,
+    /// The engine answering, from `start` on.
+    engine: Option<CallEngine>,
+    /// Requests from the API (hang up, transfer), from `start` on.
+    control: Option<mpsc::Receiver<Control>>,
+    observers: Observers,
     span: Span,
 }
 
+/// An [`EngineIo`] over the session's fields (a macro, so the borrows stay disjoint).
+macro_rules! engine_io {
+    ($s:ident, $now:expr) => {
+        $crate::call::session::EngineIo {
+            now: $now,
+            playout: &mut $s.playout,
+            outbox: &mut $s.outbox,
+            responses: &mut $s.responses,
+            observers: &mut $s.observers,
+            span: &$s.span,
+        }
+    };
+}
+pub(crate) use engine_io;
+
 impl CallSession {
     pub fn new(
-        config: &Config,
+        config: Arc<Config>,
         services: Arc<CallServices>,
         metrics: Metrics,
         outlets: QualityOutlets,
         writer: mpsc::Sender<Outgoing>,
     ) -> Self {
-        let turn = &config.turn;
         let started = Instant::now();
-        let window_secs = config.alerts.window_secs;
+        let span = tracing::info_span!(
+            "call",
+            call_sid = tracing::field::Empty,
+            stream_sid = tracing::field::Empty
+        );
         Self {
-            turn_source: services.turn_source,
-            services,
-            idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
-            max_duration: Duration::from_secs(config.limits.max_call_secs),
-            last_inbound: started,
-            metrics,
-            quality: config.quality.clone(),
-            meter: QualityMeter::new(&config.quality, window_secs, started),
-            alerts: LiveAlerts::new(&config.quality, window_secs),
-            alert_events: Vec::new(),
-            outlets,
-            window_secs,
-            max_payload: config.limits.max_media_payload_bytes,
-            started,
-            stream_sid: None,
-            turn: TurnDetector::new(turn),
-            utterance: Utterance::new(turn.pre_roll_ms, config.limits.max_utterance_ms),
+            limits: Limits {
+                started,
+                last_inbound: started,
+                idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
+                max_duration: Duration::from_secs(config.limits.max_call_secs),
+            },
+            codec: MediaStreamsCodec::new(config.limits.max_media_payload_bytes),
+            ears: Ears::new(&config.turn),
             playout: Playout::new(config.playout.lead_ms, config.playout.chunk_ms),
             outbox: Outbox::new(writer),
-            conv: None,
-            stt: None,
-            stt_cancel: CancellationToken::new(),
-            transcript: String::new(),
-            last_voiced_at: None,
-            dtmf_pending: String::new(),
-            dtmf_deadline: None,
-            latency_pending: None,
-            summary: CallSummary::new(SystemTime::now()),
-            logged_reasons: 0,
-            payload: Vec::with_capacity(1024),
-            pcm: Vec::with_capacity(1024),
-            span: tracing::info_span!(
-                "call",
-                call_sid = tracing::field::Empty,
-                stream_sid = tracing::field::Empty
-            ),
+            responses: Responses::default(),
+            engine: None,
+            control: None,
+            observers: Observers::new(&config, metrics, outlets, started, span.clone()),
+            span,
+            config,
+            services,
         }
     }
 
@@ -168,304 +150,126 @@ impl CallSession {
         limits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let end = loop {
             let deadline = self.playout.next_deadline(Instant::now());
-            let dtmf_deadline = self.dtmf_deadline;
+            let engine_deadline = self.engine.as_ref().and_then(CallEngine::deadline);
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Flow::End(EndReason::ServerShutdown),
                 msg = inbound.recv() => match msg {
                     Some(msg) => {
-                        self.last_inbound = Instant::now();
+                        self.limits.last_inbound = Instant::now();
                         self.on_inbound(msg)
                     }
                     None => Flow::End(EndReason::AbruptDisconnect),
                 },
                 _ = limits.tick() => self.check_limits(),
-                ev = next_conv(&mut self.conv) => {
-                    self.on_conversation(ev);
+                ev = next_engine_event(&mut self.engine) => {
+                    self.on_engine_event(ev);
                     Flow::Continue
                 }
-                ev = next_stt(&mut self.stt) => {
-                    self.on_stt(ev);
-                    Flow::Continue
-                }
+                req = next_control(&mut self.control) => self.on_control(req),
                 _ = self.outbox.writable(), if !self.outbox.is_empty() => Flow::Continue,
                 _ = sleep_until(deadline), if deadline.is_some() && self.outbox.is_empty() => {
                     Flow::Continue
                 }
-                _ = sleep_until(dtmf_deadline), if dtmf_deadline.is_some() => {
-                    self.dtmf_turn();
+                _ = sleep_until(engine_deadline), if engine_deadline.is_some() => {
+                    self.on_engine_deadline();
                     Flow::Continue
                 }
             };
-            self.pump();
+            let flow = match flow {
+                Flow::Continue => self.pump(),
+                end => {
+                    self.pump();
+                    end
+                }
+            };
             if let Flow::End(reason) = flow {
                 break reason;
             }
         };
-        self.finish(end)
+        // Nothing more is read from the caller (the reader then waits for the peer's close).
+        drop(inbound);
+        self.finish(end).await
     }
 
-    /// Once a second: end calls that went quiet or ran too long.
+    /// Once a second: the live figures; end calls that went quiet or ran too long.
     fn check_limits(&mut self) -> Flow {
-        if self.last_inbound.elapsed() >= self.idle_timeout {
-            warn!(parent: &self.span, idle_secs = self.idle_timeout.as_secs(), "no media: closing idle stream");
+        if self.codec.stream_sid().is_some() {
+            self.observers.tick(Instant::now());
+        }
+        let l = &self.limits;
+        if l.last_inbound.elapsed() >= l.idle_timeout {
+            warn!(parent: &self.span, idle_secs = l.idle_timeout.as_secs(), "no media: closing idle stream");
             self.outbox.close(1000, "idle timeout");
             return Flow::End(EndReason::IdleTimeout);
         }
-        if self.started.elapsed() >= self.max_duration {
-            warn!(parent: &self.span, max_secs = self.max_duration.as_secs(), "maximum call duration reached");
+        if l.started.elapsed() >= l.max_duration {
+            warn!(parent: &self.span, max_secs = l.max_duration.as_secs(), "maximum call duration reached");
             self.outbox.close(1000, "maximum call duration");
             return Flow::End(EndReason::MaxDuration);
         }
         Flow::Continue
     }
 
-    fn on_inbound(&mut self, msg: Inbound) -> Flow {
-        match msg {
-            Inbound::Text(text) => self.on_text(text.as_str()),
-            Inbound::Binary => {
-                self.protocol_error(ErrorReason::BinaryFrame, "binary frame (Twilio sends text)");
-                Flow::Continue
-            }
-            Inbound::TooLarge => {
-                self.protocol_error(ErrorReason::MessageTooLarge, "message over the size cap");
-                self.outbox.close(1009, "message too large");
-                Flow::End(EndReason::MessageTooLarge)
-            }
-            Inbound::Closed { abrupt: true } => {
-                self.protocol_error(ErrorReason::AbruptDisconnect, "socket dropped without stop");
-                Flow::End(EndReason::AbruptDisconnect)
-            }
-            Inbound::Closed { abrupt: false } => Flow::End(EndReason::Closed),
-        }
-    }
-
-    fn on_text(&mut self, text: &str) -> Flow {
-        let event = match parse_inbound(text) {
-            Ok(event) => event,
-            Err(e) => {
-                self.protocol_error_of(&e);
-                return Flow::Continue;
-            }
-        };
-        match event {
-            InboundEvent::Connected(_) => debug!(parent: &self.span, "twilio connected"),
-            InboundEvent::Start(start) => {
-                if self.stream_sid.is_some() {
-                    self.protocol_error(ErrorReason::DuplicateStart, "second start event ignored");
-                    return Flow::Continue;
-                }
-                self.span.record("call_sid", start.call_sid.0.as_str());
-                self.span.record("stream_sid", start.stream_sid.0.as_str());
-                let fmt = &start.media_format;
-                if fmt.encoding != "audio/x-mulaw" || fmt.sample_rate != 8000 {
-                    warn!(parent: &self.span, encoding = %fmt.encoding, sample_rate = fmt.sample_rate,
-                        "unexpected media format; treating audio as 8 kHz μ-law");
-                }
-                info!(parent: &self.span, tracks = ?start.tracks,
-                    parameters = ?start.custom_parameters, "stream started");
-                self.summary.call_sid = Some(start.call_sid.0.clone());
-                self.summary.stream_sid = Some(start.stream_sid.0.clone());
-                self.summary.custom_parameters = start.custom_parameters.into_iter().collect();
-                if let Some(secret) = &self.services.stream_token_secret {
-                    let now = SystemTime::now()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    let token = self
-                        .summary
-                        .custom_parameters
-                        .get("token")
-                        .map(String::as_str);
-                    if let Err(e) =
-                        check_stream_token(secret.expose(), &start.call_sid.0, token, now)
-                    {
-                        ::metrics::counter!(STREAM_TOKENS_REFUSED, "reason" => e.as_str())
-                            .increment(1);
-                        warn!(parent: &self.span, reason = e.as_str(), "stream token refused: closing 1008");
-                        self.outbox.close(1008, "invalid stream token");
-                        return Flow::End(EndReason::TokenRejected);
-                    }
-                }
-                let ids = CallIds {
-                    call_sid: start.call_sid.0,
-                    stream_sid: start.stream_sid.0.clone(),
-                };
-                self.stream_sid = Some(start.stream_sid.0);
-                self.begin_conversation(ids);
-            }
-            InboundEvent::Media(media) => {
-                let Some(sid) = self.stream_sid.as_deref() else {
-                    self.protocol_error(ErrorReason::MediaBeforeStart, "media before start");
-                    return Flow::Continue;
-                };
-                if media.stream_sid != sid {
-                    self.protocol_error(ErrorReason::WrongStreamSid, "media for another stream");
-                    return Flow::Continue;
-                }
-                self.metrics.frames_received.increment(1);
-                self.summary.media_frames_received += 1;
-                if let Err(reason) = decode_payload(media.payload, &mut self.payload) {
-                    self.protocol_error(reason, "unusable media payload");
-                    return Flow::Continue;
-                }
-                if self.payload.len() > self.max_payload {
-                    self.protocol_error(ErrorReason::OversizedPayload, "media payload over cap");
-                    return Flow::Continue;
-                }
-                let (chunk, timestamp) = (media.chunk, media.timestamp);
-                self.on_audio(Instant::now(), chunk, timestamp);
-            }
-            InboundEvent::Dtmf(dtmf) => {
-                // One key per event: 0-9 * # A-D. Anything else is not a keypress.
-                let key = match dtmf.digit.as_bytes() {
-                    [k] if b"0123456789*#ABCD".contains(k) => char::from(*k),
-                    _ => {
-                        self.protocol_error(
-                            ErrorReason::InvalidMessage,
-                            "dtmf digit is not one key",
-                        );
-                        return Flow::Continue;
-                    }
-                };
-                self.metrics.dtmf.increment(1);
-                info!(parent: &self.span, digit = %key, "dtmf");
-                if self.summary.dtmf_digits.len() < MAX_DTMF_DIGITS {
-                    self.summary.dtmf_digits.push(key);
-                }
-                if self.dtmf_pending.len() < MAX_DTMF_DIGITS {
-                    self.dtmf_pending.push(key);
-                }
-                self.dtmf_deadline = Some(Instant::now() + DTMF_TURN_GAP);
-            }
-            InboundEvent::Mark(mark) => return self.on_mark(&mark.name),
-            InboundEvent::Stop(_) => {
-                info!(parent: &self.span, "stream stopped by twilio");
-                return Flow::End(EndReason::Stop);
-            }
-        }
-        Flow::Continue
-    }
-
-    /// One frame of caller audio, already base64-decoded into `self.payload`.
-    fn on_audio(&mut self, now: Instant, chunk: u64, timestamp: u64) {
-        self.pcm.resize(self.payload.len(), 0);
-        mulaw::decode_into(&self.payload, &mut self.pcm);
-        let level = frame_dbfs(&self.pcm);
-        let frame_ms = (self.payload.len() / 8) as u32;
-        let voiced = self.turn.is_voiced(level);
-        let playing = self.playout.is_active();
-        if self
-            .meter
-            .on_media(now, chunk, timestamp, &self.pcm, level, voiced, playing)
-        {
-            self.alerts.evaluate(&self.meter, &mut self.alert_events);
-            self.publish_alerts();
-        }
-        self.forward_to_stt();
-        if voiced {
-            self.last_voiced_at = Some(now);
-        }
-        let event = self.turn.push(level, frame_ms, now);
-        if event == Some(TurnEvent::SpeechStarted) {
-            self.utterance.start();
-            self.caller_started_speaking("vad");
-        }
-        self.utterance.push(&self.payload, voiced);
-        match event {
-            Some(TurnEvent::TurnEnded {
-                speech_ms,
-                speech_end,
-            }) => {
-                let audio = self.utterance.finish(UTTERANCE_LEAD_MS, UTTERANCE_TAIL_MS);
-                debug!(parent: &self.span, speech_ms, "caller turn ended (vad)");
-                if self.turn_source == TurnSource::Vad {
-                    self.vad_turn_end(audio, speech_end, now);
-                }
-            }
-            Some(TurnEvent::Discarded) => self.utterance.discard(),
-            _ => {}
-        }
-    }
-
-    fn on_mark(&mut self, name: &str) -> Flow {
-        self.summary.marks_received += 1;
-        match self.playout.on_mark(name) {
-            MarkOutcome::Played(id) => {
-                self.metrics.responses_played.increment(1);
-                self.summary.responses_played += 1;
-                debug!(parent: &self.span, response = id, "response played");
-                return self.response_played(id);
-            }
-            MarkOutcome::Ignored(id) => {
-                self.summary.marks_ignored += 1;
-                debug!(parent: &self.span, response = id, "mark of a cleared response ignored");
-            }
-            MarkOutcome::Unknown => debug!(parent: &self.span, mark = name, "unknown mark"),
-        }
-        Flow::Continue
-    }
-
-    /// Move due playout actions into the outbox and the outbox into the writer queue.
-    fn pump(&mut self) {
-        if self.stream_sid.is_none() {
+    fn on_engine_event(&mut self, event: EngineEvent) {
+        let Some(engine) = &mut self.engine else {
             return;
-        }
+        };
+        let mut io = engine_io!(self, Instant::now());
+        engine.on_event(event, &mut io);
+    }
+
+    fn on_engine_deadline(&mut self) {
+        let Some(engine) = &mut self.engine else {
+            return;
+        };
+        let mut io = engine_io!(self, Instant::now());
+        engine.on_deadline(&mut io);
+    }
+
+    /// Wind the call down and produce its summary and report: what was playing is cut off,
+    /// the socket is closed, and the engine's providers get at most [`ENGINE_WIND_DOWN`] to
+    /// close gracefully (their last events still reach the record).
+    async fn finish(mut self, end: EndReason) -> CallSummary {
         let now = Instant::now();
-        let mut first_frame = false;
-        if self.outbox.is_empty() {
-            while let Some(action) = self.playout.poll(now) {
-                match action {
-                    PlayoutAction::Media(chunk) => {
-                        first_frame |= self.latency_pending.is_some()
-                            && self.latency_pending == self.playout.current();
-                        self.outbox.push(OutboundMessage::Media { payload: chunk });
-                    }
-                    PlayoutAction::Mark(name) => self.outbox.push(OutboundMessage::Mark { name }),
-                }
+        if self.playout.is_active() {
+            // Cut off by the call's end: the engine learns what the caller heard of it.
+            let cleared = self.playout.clear(now);
+            self.observers
+                .emit(CallEvent::Abandoned(cleared.ids.len() as u64));
+            if let Some(engine) = &mut self.engine {
+                let mut io = engine_io!(self, now);
+                engine.on_input(crate::engine::EngineInput::Cleared(&cleared), &mut io);
             }
         }
-        if first_frame {
-            self.first_frame_sent(now);
+        if let Some(engine) = &mut self.engine {
+            let mut io = engine_io!(self, now);
+            engine.finish(&mut io);
         }
-        let Some(sid) = self.stream_sid.as_deref() else {
-            return;
-        };
-        let flushed = self.outbox.flush(sid);
-        self.meter.on_frames_sent(flushed.media);
-        self.meter.on_underruns(self.playout.take_underruns());
-        self.summary.media_frames_sent += flushed.media;
-        if flushed.new_stall {
-            self.metrics.outbound_backpressure.increment(1);
-            debug!(parent: &self.span, "writer queue full; holding playout");
+        if end == EndReason::ServerShutdown {
+            self.outbox.close(1001, "server shutting down");
+        } else {
+            // A no-op when a close was already asked for (the writer stops at the first).
+            self.outbox.close(1000, "stream ended");
         }
+        let duration_ms = self.limits.started.elapsed().as_millis() as u64;
+        self.wind_down().await;
+        self.observers.finish(end, duration_ms)
     }
 
-    fn protocol_error_of(&mut self, e: &ProtocolError) {
-        let reason = e.reason();
-        self.count_error(reason);
-        if self.first_time(reason) {
-            warn!(parent: &self.span, reason = reason.as_str(), error = %e, "bad inbound message");
+    /// Let the engine's providers finish (bounded), handling what they still report.
+    async fn wind_down(&mut self) {
+        let until = tokio::time::Instant::now() + ENGINE_WIND_DOWN;
+        while let Some(engine) = &mut self.engine
+            && !engine.finished()
+        {
+            let event = tokio::select! {
+                ev = engine.next_event() => ev,
+                _ = tokio::time::sleep_until(until) => return,
+            };
+            let mut io = engine_io!(self, Instant::now());
+            engine.on_event(event, &mut io);
         }
-    }
-
-    fn protocol_error(&mut self, reason: ErrorReason, what: &str) {
-        self.count_error(reason);
-        if self.first_time(reason) {
-            warn!(parent: &self.span, reason = reason.as_str(), "{what}");
-        }
-    }
-
-    fn count_error(&mut self, reason: ErrorReason) {
-        self.metrics.protocol_error(reason);
-        self.summary.count_error(reason);
-    }
-
-    /// True the first time a reason is seen on this call (log once, count always).
-    fn first_time(&mut self, reason: ErrorReason) -> bool {
-        let bit = 1u32 << reason.index();
-        let first = self.logged_reasons & bit == 0;
-        self.logged_reasons |= bit;
-        first
     }
 }
 
@@ -476,16 +280,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn next_conv(conv: &mut Option<Conversation>) -> super::conversation::ConvEvent {
-    match conv {
-        Some(conv) => conv.next().await,
+async fn next_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {
+    match control {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
 
-async fn next_stt(stt: &mut Option<SttStream>) -> Option<crate::stt::SttEvent> {
-    match stt {
-        Some(stt) => stt.events.recv().await,
+async fn next_engine_event(engine: &mut Option<CallEngine>) -> EngineEvent {
+    match engine {
+        Some(engine) => engine.next_event().await,
         None => std::future::pending().await,
     }
 }

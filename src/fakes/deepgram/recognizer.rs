@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use crate::audio::frame_dbfs;
 use crate::audio::mulaw;
-use crate::call::turn::frame_dbfs;
 
 /// VAD frame: 20 ms of 8 kHz μ-law.
 const FRAME: usize = 160;
@@ -23,27 +23,59 @@ const START_FRAMES: u32 = 3;
 /// Interims about once per second of speech.
 const INTERIM_FRAMES: u32 = 50;
 
-/// Transcripts the fake will "recognise", one per final, in order (empty queue: `""`).
+/// Transcripts the fake will "recognise", one per final: first the queue the test fills, shared
+/// by all connections and consumed in order; when it is empty, the cycle (if one is set), which
+/// every connection walks through on its own from the start, round and round — so a long load
+/// run never runs out of words; with neither, `""`.
 #[derive(Debug, Clone, Default)]
-pub struct Transcripts(Arc<Mutex<VecDeque<String>>>);
+pub struct Transcripts(Arc<Mutex<Script>>);
+
+#[derive(Debug, Default)]
+struct Script {
+    queue: VecDeque<String>,
+    cycle: Vec<String>,
+}
 
 impl Transcripts {
     /// Queue the text of the next utterance.
     pub fn push(&self, text: impl Into<String>) {
-        if let Ok(mut q) = self.0.lock() {
-            q.push_back(text.into());
+        if let Ok(mut s) = self.0.lock() {
+            s.queue.push_back(text.into());
         }
     }
 
-    /// The text the next final will carry (interims show a prefix of it).
-    pub fn peek(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|q| q.front().cloned())
+    /// Once the queue is empty, every connection cycles through `phrases` (its own position).
+    pub fn cycle<S: Into<String>>(&self, phrases: impl IntoIterator<Item = S>) {
+        if let Ok(mut s) = self.0.lock() {
+            s.cycle = phrases.into_iter().map(Into::into).collect();
+        }
     }
 
-    /// Take the next text (for a final).
-    pub fn pop(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|mut q| q.pop_front())
+    /// The text the next final of a connection at `cursor` will carry (interims show a prefix).
+    pub fn peek(&self, cursor: usize) -> Option<String> {
+        let s = self.0.lock().ok()?;
+        s.queue
+            .front()
+            .cloned()
+            .or_else(|| cycled(&s.cycle, cursor).cloned())
     }
+
+    /// Take the next text for a final of the connection whose position is `cursor`.
+    pub fn pop(&self, cursor: &mut usize) -> Option<String> {
+        let mut s = self.0.lock().ok()?;
+        if let Some(text) = s.queue.pop_front() {
+            return Some(text);
+        }
+        let text = cycled(&s.cycle, *cursor).cloned();
+        if text.is_some() {
+            *cursor += 1;
+        }
+        text
+    }
+}
+
+fn cycled(cycle: &[String], cursor: usize) -> Option<&String> {
+    (!cycle.is_empty()).then(|| &cycle[cursor % cycle.len()])
 }
 
 /// What the client asked for in the query string.
@@ -83,6 +115,8 @@ pub struct Recognizer {
     pending_utterance_end: Option<u64>,
     /// The transcripts of the finals produced so far.
     pub finals: Vec<String>,
+    /// This connection's position in the transcripts' cycle.
+    cursor: usize,
 }
 
 fn secs(frames: u64) -> f64 {
@@ -102,6 +136,7 @@ impl Recognizer {
             final_end: 0,
             pending_utterance_end: None,
             finals: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -173,7 +208,7 @@ impl Recognizer {
                 } else if utterance_end.is_some_and(|u| silence_ms >= u) {
                     self.finalize(false, script, out);
                 } else if interim_due && self.settings.interim_results {
-                    let text = script.peek().unwrap_or_default();
+                    let text = script.peek(self.cursor).unwrap_or_default();
                     let prefix: Vec<&str> = text.split_whitespace().take(interims).collect();
                     out.push(self.results(&prefix.join(" "), false, false, None));
                 }
@@ -195,7 +230,7 @@ impl Recognizer {
         let Some(seg) = self.segment.take() else {
             return;
         };
-        let text = script.pop().unwrap_or_default();
+        let text = script.pop(&mut self.cursor).unwrap_or_default();
         let words = (seg.first_voiced, seg.last_voiced);
         out.push(self.results(&text, true, speech_final, Some(words)));
         self.finals.push(text);
@@ -319,5 +354,24 @@ mod tests {
         let last: Value = serde_json::from_str(out.last().map_or("", |s| s)).unwrap_or_default();
         assert_eq!(last["is_final"], true);
         assert_eq!(last["channel"]["alternatives"][0]["transcript"], "");
+    }
+
+    #[test]
+    fn the_queue_comes_first_then_each_connection_cycles_on_its_own() {
+        let script = Transcripts::default();
+        script.push("queued");
+        script.cycle(["one", "two"]);
+        let (mut a, mut b) = (0, 0);
+        assert_eq!(script.pop(&mut a).as_deref(), Some("queued"));
+        assert_eq!(script.peek(a).as_deref(), Some("one"));
+        let texts: Vec<String> = (0..5).filter_map(|_| script.pop(&mut a)).collect();
+        assert_eq!(texts, ["one", "two", "one", "two", "one"]);
+        // Another connection starts at the beginning of the cycle, whatever the first did.
+        assert_eq!(script.pop(&mut b).as_deref(), Some("one"));
+        // Thousands of turns later, still words.
+        for _ in 0..10_000 {
+            assert!(script.pop(&mut b).is_some_and(|t| !t.is_empty()));
+        }
+        assert_eq!(Transcripts::default().pop(&mut 0), None);
     }
 }

@@ -1,5 +1,7 @@
 //! The fake's WebSocket `stream-input` endpoint: init check, chunk-schedule buffering,
-//! paced audio messages, `isFinal` and close 1000, inactivity error and close 1008.
+//! paced audio messages, `isFinal` and close 1000, inactivity error and close 1008, and the
+//! faults (stall, drop after n audio messages, error message and close 1011 after n, one
+//! malformed message).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -79,12 +81,22 @@ impl Session {
             Some(Fault::DisconnectAfter(n)) => Some(n),
             _ => None,
         };
+        let error_after = match self.rec.fault {
+            Some(Fault::ErrorAfter(n)) => Some(n),
+            _ => None,
+        };
         let mut malformed = matches!(self.rec.fault, Some(Fault::Malformed));
         let mut last_input = Instant::now();
         let mut next_send = Instant::now();
         loop {
             if disconnect_after.is_some_and(|n| self.rec.audio_messages >= n) {
                 return self.rec; // dropped without a close frame
+            }
+            if error_after.is_some_and(|n| self.rec.audio_messages >= n) {
+                let message = "An internal error occurred.";
+                self.fail(&mut socket, "internal_server_error", message, 1011)
+                    .await;
+                return self.rec;
             }
             if self.rec.ended && self.pending.is_empty() {
                 let _ = self
@@ -204,10 +216,21 @@ impl Session {
     }
 
     async fn refuse(&mut self, socket: &mut WebSocket, error: &'static str, message: &str) {
+        self.fail(socket, error, message, 1008).await;
+    }
+
+    /// ElevenLabs' error message, then a close with `code`.
+    async fn fail(
+        &mut self,
+        socket: &mut WebSocket,
+        error: &'static str,
+        message: &str,
+        code: u16,
+    ) {
         self.rec.error = Some(error.to_owned());
-        let json = serde_json::json!({"message": message, "error": error, "code": 1008});
+        let json = serde_json::json!({"message": message, "error": error, "code": code});
         let _ = self.send(socket, json.to_string()).await;
-        close(socket, 1008, error).await;
+        close(socket, code, error).await;
     }
 }
 

@@ -92,6 +92,13 @@ pub(super) fn sse_events(
     out
 }
 
+/// An in-stream error, as OpenAI sends one when it fails after the 200 (`event: error`).
+pub(super) fn error_event() -> String {
+    let err = json!({"error": {"message": "The server had an error while processing your request. Sorry about that!",
+        "type": "server_error", "param": null, "code": null}});
+    format!("event: error\ndata: {err}\n\n")
+}
+
 /// `s` in up to three non-empty parts, cut on character boundaries.
 fn thirds(s: &str) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();

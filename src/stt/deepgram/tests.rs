@@ -362,3 +362,74 @@ async fn reconnect_after_a_final_replays_only_the_audio_after_it() {
         conns[1].audio_bytes
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_keeps_dropping_backs_off_and_gives_up_within_the_budget() {
+    let fake = FakeDeepgram::start(KEY).await.unwrap();
+    for _ in 0..20 {
+        // Every connection drops after 300 ms of audio — after valid messages (SpeechStarted).
+        fake.faults.push(Fault::DisconnectAfter(15));
+    }
+    let mut stt = start(&fake); // max_reconnects = 3 per window
+    let audio = stt.audio.clone();
+    let speaker = tokio::spawn(async move {
+        let mut speech = frames(PHRASE, 0);
+        speech.extend(frames(PHRASE, 0));
+        speech.extend(frames(PHRASE, 0));
+        send(&audio, speech, Duration::from_millis(20)).await
+    });
+    let started = Instant::now();
+    let seen = until(&mut stt.events, |e| {
+        matches!(
+            e,
+            SttEvent::Error {
+                reconnecting: false,
+                ..
+            }
+        )
+    })
+    .await;
+    let errors = seen
+        .iter()
+        .filter(|e| matches!(e, SttEvent::Error { .. }))
+        .count();
+    assert_eq!(errors, 4, "{seen:?}");
+    assert!(seen.contains(&SttEvent::SpeechStarted), "{seen:?}");
+    // Three backoffs: at least 125 + 250 + 500 ms (the lower halves of 250, 500, 1000).
+    assert!(
+        started.elapsed() >= Duration::from_millis(875),
+        "{:?}",
+        started.elapsed()
+    );
+    let conns = fake.observed.snapshot();
+    assert_eq!(conns.len(), 4, "{conns:?}");
+    speaker.abort();
+}
+
+#[tokio::test]
+async fn a_reconnect_does_not_replay_audio_the_engine_settled() {
+    let fake = FakeDeepgram::start(KEY).await.unwrap();
+    fake.faults.push(Fault::DisconnectAfter(110));
+    let mut stt = start(&fake);
+    // 90 frames the engine answered (no final from the STT), then more.
+    let first = send(&stt.audio, frames(PHRASE, 0)[..90].to_vec(), Duration::ZERO).await;
+    sleep(Duration::from_millis(200)).await;
+    stt.settled.settle(first as u64);
+    let second = send(
+        &stt.audio,
+        frames("hello there", 400),
+        Duration::from_millis(2),
+    )
+    .await;
+    until(&mut stt.events, |e| *e == SttEvent::Reconnected).await;
+    drop(stt.audio);
+    until(&mut stt.events, |_| false).await;
+    let conns = fake.observed.snapshot();
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    assert!(
+        conns[1].audio_bytes <= second,
+        "replayed settled audio: {} > {second}",
+        conns[1].audio_bytes
+    );
+    assert!(conns[1].audio_bytes > 0);
+}

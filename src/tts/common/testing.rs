@@ -16,6 +16,10 @@ pub(crate) struct Spoken {
     pub chunks: usize,
     /// `Done` or `Failed`; `None` if the channel just ended.
     pub end: Option<TtsEvent>,
+    /// `(provider, kind)` of every warning, in order.
+    pub warnings: Vec<(&'static str, &'static str)>,
+    /// Bytes of the apology clip among `audio`.
+    pub apology_bytes: usize,
 }
 
 impl Spoken {
@@ -45,6 +49,13 @@ pub(crate) async fn collect(events: &mut mpsc::Receiver<TtsEvent>) -> Spoken {
                 TtsEvent::Audio(audio) => {
                     spoken.chunks += 1;
                     spoken.audio.extend_from_slice(&audio);
+                }
+                TtsEvent::Apology(audio) => {
+                    spoken.apology_bytes += audio.len();
+                    spoken.audio.extend_from_slice(&audio);
+                }
+                TtsEvent::Warning { provider, error } => {
+                    spoken.warnings.push((provider, error.kind()));
                 }
                 end => {
                     spoken.end = Some(end);

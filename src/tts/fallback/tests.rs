@@ -45,7 +45,7 @@ impl TextToSpeech for Scripted {
         _cancel: CancellationToken,
     ) -> mpsc::Receiver<TtsEvent> {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        let (heard, fail_at) = (self.heard.clone(), self.fail_at);
+        let (heard, fail_at, name) = (self.heard.clone(), self.fail_at, self.name);
         tokio::spawn(async move {
             let mut index = 0;
             while let Some(piece) = text.recv().await {
@@ -59,6 +59,11 @@ impl TextToSpeech for Scripted {
                         status: 500,
                         message: "boom".into(),
                     };
+                    let warning = TtsEvent::Warning {
+                        provider: name,
+                        error: e.clone(),
+                    };
+                    let _ = tx.send(warning).await;
                     let _ = tx.send(TtsEvent::Failed(e)).await;
                     return;
                 }
@@ -88,6 +93,8 @@ async fn primary_500_moves_all_text_to_the_secondary() {
 
     let spoken = speak_all(&tts, &PIECES).await;
     assert_eq!(spoken.end, Some(TtsEvent::Done));
+    assert_eq!(spoken.warnings, [("elevenlabs_http", "server_error")]);
+    assert_eq!(spoken.apology_bytes, 0);
     let inputs: Vec<String> = openai
         .wait_for_requests(3, Duration::from_secs(2))
         .await
@@ -116,18 +123,27 @@ async fn everything_failing_plays_the_apology_then_done() {
     let mut events = tts.speak(rx, CancellationToken::new());
     tx.send("Hello.".into()).await.unwrap();
     let within = Duration::from_secs(5);
-    let first = tokio::time::timeout(within, events.recv()).await.unwrap();
-    assert_eq!(first, Some(TtsEvent::Audio(apology)));
-    let second = tokio::time::timeout(within, events.recv()).await.unwrap();
-    assert_eq!(second, Some(TtsEvent::Done));
+    let mut next = async || tokio::time::timeout(within, events.recv()).await.unwrap();
+    let kind = |e: Option<TtsEvent>| match e {
+        Some(TtsEvent::Warning { provider, error }) => (provider, error.kind()),
+        other => panic!("expected a warning, got {other:?}"),
+    };
+    assert_eq!(kind(next().await), ("elevenlabs_http", "server_error"));
+    assert_eq!(kind(next().await), ("openai", "unauthorized"));
+    assert_eq!(next().await, Some(TtsEvent::Apology(apology)));
+    assert_eq!(next().await, Some(TtsEvent::Done));
 }
 
 #[tokio::test]
-async fn no_secondary_and_no_apology_still_ends_with_done() {
+async fn no_secondary_and_no_apology_passes_the_failure_on() {
     let primary = Scripted::new("a", Some(0));
     let tts = FallbackTts::new(primary, None, None);
     let spoken = speak_all(&tts, &PIECES).await;
-    assert_eq!(spoken.end, Some(TtsEvent::Done));
+    assert!(
+        matches!(spoken.end, Some(TtsEvent::Failed(_))),
+        "{spoken:?}"
+    );
+    assert_eq!(spoken.warnings, [("a", "server_error")]);
 }
 
 #[tokio::test]
@@ -137,6 +153,7 @@ async fn failure_mid_response_replays_from_the_unfinished_piece() {
     let tts = FallbackTts::new(primary.clone(), Some(secondary.clone()), None);
     let spoken = speak_all(&tts, &PIECES).await;
     assert_eq!(spoken.end, Some(TtsEvent::Done));
+    assert_eq!(spoken.warnings, [("a", "server_error")]);
     assert_eq!(primary.heard()[..2], PIECES[..2]);
     assert_eq!(secondary.heard(), PIECES[1..]);
     let primary_bytes = (12 + 18 / 2) * 480;

@@ -1,7 +1,8 @@
-//! Turn detection: a frame-energy voice activity detector with hysteresis, and the caller's
-//! current utterance.
+//! Turn detection: speech start and end of turn from per-frame voice activity, with
+//! hysteresis, and the caller's current utterance.
 //!
-//! The detector sees one decoded inbound frame at a time and says when the caller *starts*
+//! The detector sees one inbound frame's voice-activity verdict at a time (the session's
+//! speech detector decides what is voice) and says when the caller *starts*
 //! speaking (used for barge-in) and when their *turn ends* (silence for `end_of_turn_ms` after
 //! at least `min_utterance_ms` of speech). [`Utterance`] keeps the μ-law audio of the turn, with a
 //! little pre-roll so word onsets are not clipped. Neither allocates per frame once warmed up,
@@ -11,6 +12,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::config::TurnConfig;
+
+pub use crate::audio::frame_dbfs;
 
 /// What a frame changed about the caller's turn.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,19 +25,6 @@ pub enum TurnEvent {
     TurnEnded { speech_ms: u32, speech_end: Instant },
     /// Speech too short to be a turn (a cough, a click); it is forgotten.
     Discarded,
-}
-
-/// Level of a frame of linear PCM in dBFS (full scale = 32768); silence gives -96.
-pub fn frame_dbfs(pcm: &[i16]) -> f32 {
-    if pcm.is_empty() {
-        return -96.0;
-    }
-    let energy: i64 = pcm.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
-    let mean = energy as f64 / pcm.len() as f64;
-    if mean < 1.0 {
-        return -96.0;
-    }
-    (10.0 * (mean / (32768.0 * 32768.0)).log10()).max(-96.0) as f32
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +42,6 @@ enum State {
 /// Voice activity → speech start / end of turn.
 #[derive(Debug)]
 pub struct TurnDetector {
-    threshold_dbfs: f32,
     speech_start_ms: u32,
     end_of_turn_ms: u32,
     min_utterance_ms: u32,
@@ -62,7 +51,6 @@ pub struct TurnDetector {
 impl TurnDetector {
     pub fn new(cfg: &TurnConfig) -> Self {
         Self {
-            threshold_dbfs: cfg.vad_threshold_dbfs,
             speech_start_ms: cfg.speech_start_ms,
             end_of_turn_ms: cfg.end_of_turn_ms,
             min_utterance_ms: cfg.min_utterance_ms,
@@ -74,14 +62,8 @@ impl TurnDetector {
         matches!(self.state, State::Speaking { .. })
     }
 
-    /// Is a frame at this level voice?
-    pub fn is_voiced(&self, dbfs: f32) -> bool {
-        dbfs >= self.threshold_dbfs
-    }
-
-    /// Feed one frame's level and duration; `now` is its arrival time.
-    pub fn push(&mut self, dbfs: f32, frame_ms: u32, now: Instant) -> Option<TurnEvent> {
-        let voiced = self.is_voiced(dbfs);
+    /// Feed one frame's voice-activity verdict and duration; `now` is its arrival time.
+    pub fn push(&mut self, voiced: bool, frame_ms: u32, now: Instant) -> Option<TurnEvent> {
         match &mut self.state {
             State::Silent { voiced_ms } => {
                 if !voiced {
@@ -239,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn levels() {
+    fn levels_are_in_dbfs() {
         assert_eq!(frame_dbfs(&[0; 160]), -96.0);
         let full: Vec<i16> = (0..160)
             .map(|i| if i % 2 == 0 { 32767 } else { -32767 })
@@ -254,17 +236,17 @@ mod tests {
         let mut d = TurnDetector::new(&cfg());
         let t0 = Instant::now();
         let at = |i: u64| t0 + Duration::from_millis(20 * i);
-        assert_eq!(d.push(-20.0, 20, at(0)), None);
-        assert_eq!(d.push(-20.0, 20, at(1)), None);
-        assert_eq!(d.push(-20.0, 20, at(2)), Some(TurnEvent::SpeechStarted));
+        assert_eq!(d.push(true, 20, at(0)), None);
+        assert_eq!(d.push(true, 20, at(1)), None);
+        assert_eq!(d.push(true, 20, at(2)), Some(TurnEvent::SpeechStarted));
         for i in 3..50 {
-            assert_eq!(d.push(-20.0, 20, at(i)), None);
+            assert_eq!(d.push(true, 20, at(i)), None);
         }
         // 29 silent frames (580 ms) keep the turn open; the 30th ends it.
         for i in 50..79 {
-            assert_eq!(d.push(-70.0, 20, at(i)), None, "frame {i}");
+            assert_eq!(d.push(false, 20, at(i)), None, "frame {i}");
         }
-        match d.push(-70.0, 20, at(79)) {
+        match d.push(false, 20, at(79)) {
             Some(TurnEvent::TurnEnded {
                 speech_ms,
                 speech_end,
@@ -282,25 +264,25 @@ mod tests {
         let mut d = TurnDetector::new(&cfg());
         let now = Instant::now();
         // 40 ms of voice is not speech.
-        d.push(-20.0, 20, now);
-        d.push(-20.0, 20, now);
-        assert_eq!(d.push(-70.0, 20, now), None);
+        d.push(true, 20, now);
+        d.push(true, 20, now);
+        assert_eq!(d.push(false, 20, now), None);
         assert!(!d.is_speaking());
         // 100 ms of voice, then silence: started, then discarded (< 200 ms).
         for _ in 0..5 {
-            d.push(-20.0, 20, now);
+            d.push(true, 20, now);
         }
         assert!(d.is_speaking());
-        let events: Vec<_> = (0..30).filter_map(|_| d.push(-70.0, 20, now)).collect();
+        let events: Vec<_> = (0..30).filter_map(|_| d.push(false, 20, now)).collect();
         assert_eq!(events, vec![TurnEvent::Discarded]);
         // A 400 ms pause inside speech does not end the turn.
         for _ in 0..20 {
-            d.push(-20.0, 20, now);
+            d.push(true, 20, now);
         }
         for _ in 0..20 {
-            assert_eq!(d.push(-70.0, 20, now), None);
+            assert_eq!(d.push(false, 20, now), None);
         }
-        d.push(-20.0, 20, now);
+        d.push(true, 20, now);
         assert!(d.is_speaking());
     }
 

@@ -1,0 +1,102 @@
+//! Observers: read-only taps on one call's event stream ([`CallEvent`]). Each one keeps its own
+//! view — quality, summary, metrics, the once-per-call error log — and none of them can change
+//! the call. The session emits every event once through [`Observers::emit`].
+//!
+//! Must not block or wait on I/O: anything leaving the process goes through bounded queues.
+
+pub mod metrics;
+pub mod quality;
+
+use std::time::Instant;
+
+use tracing::{Span, info, warn};
+
+use crate::call::events::CallEvent;
+use crate::call::live::LiveTap;
+use crate::call::summary::{CallSummary, EndReason};
+use crate::quality::notify::QualityOutlets;
+pub use metrics::MetricsTap;
+pub use quality::QualityWatch;
+
+/// Every observer of one call.
+pub struct Observers {
+    pub quality: QualityWatch,
+    pub summary: CallSummary,
+    pub live: LiveTap,
+    metrics: MetricsTap,
+    /// Protocol error reasons already logged on this call (a bit per reason).
+    logged_reasons: u32,
+    outlets: QualityOutlets,
+    span: Span,
+}
+
+impl Observers {
+    pub fn new(
+        config: &crate::config::Config,
+        metrics: crate::metrics::Metrics,
+        outlets: QualityOutlets,
+        started: Instant,
+        span: Span,
+    ) -> Self {
+        Self {
+            quality: QualityWatch::new(
+                &config.quality,
+                &config.alerts,
+                outlets.clone(),
+                started,
+                span.clone(),
+            ),
+            summary: CallSummary::new(std::time::SystemTime::now(), started),
+            live: LiveTap::new(started),
+            metrics: MetricsTap::new(metrics),
+            logged_reasons: 0,
+            outlets,
+            span,
+        }
+    }
+
+    pub fn emit(&mut self, event: CallEvent<'_>) {
+        self.metrics.on_event(&event);
+        self.summary.on_event(&event);
+        self.quality.on_event(&event);
+        self.live.on_event(&event);
+        if let CallEvent::ProtocolError { reason, detail } = event {
+            // Log once per reason per call; every occurrence is counted above.
+            let bit = 1u32 << reason.index();
+            if self.logged_reasons & bit == 0 {
+                self.logged_reasons |= bit;
+                warn!(parent: &self.span, reason = reason.as_str(), error = detail, "bad inbound message");
+            }
+        }
+    }
+
+    /// Once a second: the live figures and the quality timeline.
+    pub fn tick(&mut self, now: Instant) {
+        let alerts: Vec<_> = self.quality.active_alerts().collect();
+        self.live
+            .tick(now, self.quality.meter(), &alerts, self.quality.config());
+    }
+
+    /// The call ended: judge its quality and publish its report (log line and report file).
+    pub fn finish(mut self, end: EndReason, duration_ms: u64) -> CallSummary {
+        self.emit(CallEvent::Ended(end));
+        self.summary.duration_ms = duration_ms;
+        let (report, raised) = self.quality.finish(&self.summary.response_latencies_ms);
+        let (band, reasons, mos) = (
+            report.band.as_str(),
+            report.reasons.clone(),
+            report.emodel.mos,
+        );
+        self.summary.alerts_raised = raised;
+        self.summary.quality = Some(report);
+        match serde_json::to_string(&self.summary) {
+            Ok(json) => {
+                info!(parent: &self.span, end = end.as_str(), band, mos, ?reasons,
+                    report = %json, "call report");
+                self.outlets.reports.write(json);
+            }
+            Err(e) => warn!(parent: &self.span, error = %e, "call report not serialisable"),
+        }
+        self.summary
+    }
+}
