@@ -63,6 +63,7 @@ pub struct Config {
     /// Called number → agent profile.
     #[serde(default)]
     pub numbers: profiles::Numbers,
+    pub recording: RecordingConfig,
 }
 
 /// Sections whose keys are names chosen by the user (not in the defaults).
@@ -275,6 +276,18 @@ pub struct StoreConfig {
     pub retry_max_ms: u64,
     pub write_timeout_ms: u64,
     pub max_connections: u32,
+/// Call recordings (`[recording]`): see `store::recordings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub dir: String,
+    /// Recordings older than this many days are deleted; 0 keeps them forever.
+    pub retention_days: u32,
+    /// Blocks (250 ms of both channels) waiting for the file writer, all calls together.
+    pub writer_queue: usize,
+    /// Finished recordings waiting for compaction.
+    pub compact_queue: usize,
 }
 
 impl Default for Config {
@@ -436,6 +449,12 @@ impl Config {
         self.validate_store()?;
         self.validate_profiles()?;
         self.realtime.validate()?;
+        if self.recording.enabled && self.recording.dir.trim().is_empty() {
+            return invalid("recording.dir", "must name a directory when recording is enabled");
+        }
+        if self.recording.writer_queue == 0 || self.recording.compact_queue == 0 {
+            return invalid("recording.writer_queue", "queues must hold at least 1 item");
+        }
         if self.public_host_invalid() {
             return invalid(
                 "server.public_host",
@@ -632,6 +651,20 @@ mod tests {
         let e = Config::load_with_env(None, env_of(&[("VOXBRIDGE_TURN_END_OF_TURN_MS", "soon")]))
             .unwrap_err();
         assert!(e.to_string().contains("turn.end_of_turn_ms"), "{e}");
+    }
+
+    #[test]
+    fn recording_defaults_and_checks() {
+        let c = Config::default();
+        assert!(c.recording.enabled);
+        assert_eq!(c.recording.dir, "data/recordings");
+        assert_eq!(c.recording.retention_days, 30);
+        let e = Config::from_toml_str("[recording]\ndir = \"\"").unwrap_err();
+        assert!(e.to_string().contains("recording.dir"), "{e}");
+        let e = Config::from_toml_str("[recording]\nwriter_queue = 0").unwrap_err();
+        assert!(e.to_string().contains("recording.writer_queue"), "{e}");
+        let off = Config::from_toml_str("[recording]\nenabled = false\ndir = \"\"").unwrap();
+        assert!(!off.recording.enabled);
     }
 
     #[test]

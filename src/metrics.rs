@@ -303,6 +303,7 @@ fn describe() {
             Kind::Histogram => describe_histogram!(name, help),
         }
     }
+    crate::store::recordings::describe_metrics();
 }
 
 /// Pre-registered handles used on the per-call and per-frame paths.

@@ -15,6 +15,7 @@ pub mod events;
 pub mod filter;
 pub mod metrics;
 pub mod record;
+pub mod recordings;
 mod sql;
 pub mod writer;
 
