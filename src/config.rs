@@ -276,6 +276,8 @@ pub struct StoreConfig {
     pub retry_max_ms: u64,
     pub write_timeout_ms: u64,
     pub max_connections: u32,
+}
+
 /// Call recordings (`[recording]`): see `store::recordings`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

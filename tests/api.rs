@@ -5,76 +5,55 @@
 mod store_support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
-use chrono::Utc;
 use serde_json::Value;
 use store_support::{at, full_record};
 use tower::ServiceExt;
-use voxbridge::api::{self, ApiAuth, ApiState, LiveCall, LiveCalls, Speaking};
-use voxbridge::store::events::TimelinePoint;
-use voxbridge::store::record::{Direction, Recording};
+use voxbridge::api::{self, ApiAuth, ApiState};
+use voxbridge::call::context::{CallContext, Direction as CallDirection, EngineKind};
+use voxbridge::call::live::{Control, LiveCalls};
 use voxbridge::store::CallStore;
+use voxbridge::store::record::Recording;
+use voxbridge::store::recordings::RecordingStore;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// A live-calls registry holding one call, remembering hang-ups.
-#[derive(Default)]
-struct OneLiveCall {
-    hung_up: Mutex<Vec<String>>,
+/// A call in progress, as a session registers it.
+fn live_context() -> CallContext {
+    CallContext {
+        call_sid: "CA_live".into(),
+        stream_sid: "MZ_live".into(),
+        direction: CallDirection::Inbound,
+        from: "+14155550100".into(),
+        to: String::new(),
+        profile: "support".into(),
+        engine: EngineKind::Echo,
+        parameters: Default::default(),
+        started_at: std::time::SystemTime::now(),
+    }
 }
 
-#[async_trait]
-impl LiveCalls for OneLiveCall {
-    fn list(&self) -> Vec<LiveCall> {
-        vec![LiveCall {
-            call_sid: "CA_live".into(),
-            stream_sid: Some("MZ_live".into()),
-            direction: Direction::Inbound,
-            from: Some("+14155550100".into()),
-            to: None,
-            agent_profile: Some("support".into()),
-            campaign_id: None,
-            started_at: Utc::now(),
-            duration_ms: 4200,
-            speaking: Speaking::Caller,
-            now: TimelinePoint {
-                t_s: 4,
-                level_dbfs: Some(-23.5),
-                jitter_ms: 3.0,
-                loss_pct: 0.0,
-                mos: Some(4.3),
-                alerts: vec![],
-            },
-        }]
-    }
-
-    async fn hangup(&self, call_sid: &str) -> bool {
-        if call_sid != "CA_live" {
-            return false;
-        }
-        self.hung_up.lock().unwrap().push(call_sid.to_owned());
-        true
-    }
+fn recordings() -> RecordingStore {
+    RecordingStore::new(&voxbridge::config::Config::default().recording)
 }
 
 struct Api {
     base: String,
     store: Arc<dyn CallStore>,
-    live: Arc<OneLiveCall>,
+    live: Arc<LiveCalls>,
     state: Arc<ApiState>,
     http: reqwest::Client,
 }
 
 async fn start(tokens: &str) -> Api {
     let store = store_support::sqlite().await;
-    let live = Arc::new(OneLiveCall::default());
+    let live = Arc::new(LiveCalls::default());
     let auth = ApiAuth::from_list(tokens, false).unwrap();
-    let state = ApiState::new(Some(Arc::clone(&store)), live.clone(), auth);
+    let state = ApiState::new(Some(Arc::clone(&store)), live.clone(), recordings(), auth);
     let app = api::router(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -171,6 +150,8 @@ async fn with_tokens_a_bearer_token_is_required() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    let mut entry = api.live.register(&live_context());
+    let mut control = entry.take_control().unwrap();
     let live = api
         .http
         .post(format!("{}/api/calls/CA_live/hangup", api.base))
@@ -178,7 +159,7 @@ async fn with_tokens_a_bearer_token_is_required() {
         .await
         .unwrap();
     problem(live, 401).await;
-    assert!(api.live.hung_up.lock().unwrap().is_empty(), "refused means not done");
+    assert!(control.try_recv().is_err(), "refused means not done");
     assert_eq!(api.get("/api/docs").await.status(), 200);
 }
 
@@ -334,10 +315,15 @@ async fn recording_with_ranges_and_deletion() {
 #[tokio::test]
 async fn live_calls_and_hangup() {
     let api = start("").await;
+    let mut entry = api.live.register(&live_context());
+    let mut control = entry.take_control().unwrap();
     let live: Value = api.get("/api/calls/live").await.json().await.unwrap();
     assert_eq!(live["calls"][0]["call_sid"], "CA_live");
-    assert_eq!(live["calls"][0]["speaking"], "caller");
-    assert_eq!(live["calls"][0]["now"]["level_dbfs"], -23.5);
+    assert_eq!(live["calls"][0]["speaking"], "nobody");
+    assert_eq!(live["calls"][0]["agent_profile"], "support");
+    assert_eq!(live["calls"][0]["engine"], "echo");
+    assert_eq!(live["calls"][0]["from"], "+14155550100");
+    assert!(live["calls"][0]["to"].is_null());
     let ok = api
         .http
         .post(format!("{}/api/calls/CA_live/hangup", api.base))
@@ -347,7 +333,7 @@ async fn live_calls_and_hangup() {
     assert_eq!(ok.status(), 202);
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["hangup"], "requested");
-    assert_eq!(*api.live.hung_up.lock().unwrap(), vec!["CA_live".to_owned()]);
+    assert_eq!(control.try_recv().unwrap(), Control::Hangup);
     let gone = api
         .http
         .post(format!("{}/api/calls/CA_other/hangup", api.base))
@@ -355,11 +341,19 @@ async fn live_calls_and_hangup() {
         .await
         .unwrap();
     problem(gone, 404).await;
+    drop(entry);
+    let live: Value = api.get("/api/calls/live").await.json().await.unwrap();
+    assert_eq!(live["calls"].as_array().unwrap().len(), 0, "unlisted when the call ends");
 }
 
 #[tokio::test]
 async fn records_off_answer_503_as_problem() {
-    let state = ApiState::new(None, Arc::new(OneLiveCall::default()), ApiAuth::default());
+    let state = ApiState::new(
+        None,
+        Arc::new(LiveCalls::default()),
+        recordings(),
+        ApiAuth::default(),
+    );
     let router = api::router(state);
     let mut req = Request::get("/api/calls").body(Body::empty()).unwrap();
     req.extensions_mut().insert(ConnectInfo::<SocketAddr>("127.0.0.1:1".parse().unwrap()));

@@ -17,6 +17,7 @@ CREATE TABLE calls (
     ended_at_us            BIGINT,
     duration_ms            BIGINT,
     end_reason             TEXT,
+    outcome                TEXT,
     band                   TEXT,
     mos                    DOUBLE PRECISION,
     reasons                TEXT NOT NULL DEFAULT '[]',
@@ -35,6 +36,7 @@ CREATE INDEX calls_by_from ON calls (from_number, started_at_us);
 CREATE INDEX calls_by_to ON calls (to_number, started_at_us);
 CREATE INDEX calls_by_band ON calls (band, started_at_us);
 CREATE INDEX calls_by_end_reason ON calls (end_reason, started_at_us);
+CREATE INDEX calls_by_outcome ON calls (outcome, started_at_us);
 CREATE INDEX calls_by_agent ON calls (agent_profile, started_at_us);
 CREATE INDEX calls_by_campaign ON calls (campaign_id, started_at_us);
 CREATE INDEX calls_by_contact ON calls (contact_id);

@@ -1,11 +1,12 @@
-//! Calls in progress: the [`LiveCalls`] seam the server's live-calls registry implements, and
-//! the two routes on it (`GET /api/calls/live`, `POST /api/calls/{call_sid}/hangup`).
+//! Calls in progress: the two routes on the server's live-calls registry
+//! ([`crate::call::live::LiveCalls`]): `GET /api/calls/live` and
+//! `POST /api/calls/{call_sid}/hangup`.
 //!
-//! The API only reads live figures and asks for a hang-up; it never touches a call's task.
+//! The API only reads live figures and asks for a hang-up through the call's bounded control
+//! queue; it never touches a call's task.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +17,8 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::problem::Problem;
 use super::query::{CallSid, CallSidParam};
+use crate::call::live::{self as registry, Control, ControlError, LiveStats};
+use crate::call::observers::record::timeline_point;
 use crate::store::events::TimelinePoint;
 use crate::store::record::Direction;
 
@@ -33,17 +36,44 @@ pub enum Speaking {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LiveCall {
     pub call_sid: String,
-    pub stream_sid: Option<String>,
     pub direction: Direction,
     pub from: Option<String>,
     pub to: Option<String>,
     pub agent_profile: Option<String>,
-    pub campaign_id: Option<String>,
+    /// `echo`, `cascade` or `openai_realtime`.
+    pub engine: String,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
     pub speaking: Speaking,
     /// The latest second's quality figures and the alerts active now.
     pub now: TimelinePoint,
+}
+
+impl LiveCall {
+    fn from_stats(s: LiveStats) -> Self {
+        let some = |v: String| (!v.is_empty()).then_some(v);
+        let mut now = timeline_point(&s.now);
+        now.alerts = s.alerts;
+        Self {
+            direction: Direction::parse(s.direction).unwrap_or(Direction::Inbound),
+            from: some(s.from),
+            to: some(s.to),
+            agent_profile: some(s.profile),
+            engine: s.engine.to_owned(),
+            started_at: DateTime::parse_from_rfc3339(&s.started_at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+            duration_ms: s.duration_ms,
+            speaking: match s.speaking {
+                registry::Speaking::Nobody => Speaking::Nobody,
+                registry::Speaking::Caller => Speaking::Caller,
+                registry::Speaking::Agent => Speaking::Agent,
+                registry::Speaking::Both => Speaking::Both,
+            },
+            now,
+            call_sid: s.call_sid,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -57,31 +87,6 @@ pub struct HangupAccepted {
     pub call_sid: String,
     /// Always `requested`: the call ends shortly, and its record follows.
     pub hangup: String,
-}
-
-/// The registry of calls in progress, as the API sees it.
-#[async_trait]
-pub trait LiveCalls: Send + Sync {
-    /// Every call in progress, with its latest figures (cheap: no I/O).
-    fn list(&self) -> Vec<LiveCall>;
-
-    /// Ask the call to hang up. False if no such call is in progress.
-    async fn hangup(&self, call_sid: &str) -> bool;
-}
-
-/// For a server without a live-calls registry: no call is ever in progress.
-#[derive(Debug, Default)]
-pub struct NoLiveCalls;
-
-#[async_trait]
-impl LiveCalls for NoLiveCalls {
-    fn list(&self) -> Vec<LiveCall> {
-        Vec::new()
-    }
-
-    async fn hangup(&self, _call_sid: &str) -> bool {
-        false
-    }
 }
 
 /// Calls in progress
@@ -101,7 +106,7 @@ impl LiveCalls for NoLiveCalls {
 )]
 pub async fn list(State(state): State<Arc<ApiState>>) -> Json<LiveCallList> {
     Json(LiveCallList {
-        calls: state.live.list(),
+        calls: state.live.list().into_iter().map(LiveCall::from_stats).collect(),
     })
 }
 
@@ -120,16 +125,25 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<LiveCallList> {
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token configured and the client is not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such call in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The call is busy with another request; try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn hangup(
     State(state): State<Arc<ApiState>>,
     CallSid(call_sid): CallSid,
 ) -> Result<(StatusCode, Json<HangupAccepted>), Problem> {
-    if !state.live.hangup(&call_sid).await {
-        return Err(Problem::not_found(format!(
-            "no call {call_sid} is in progress"
-        )));
+    match state.live.control(&call_sid, Control::Hangup) {
+        Ok(()) => {}
+        Err(ControlError::NotFound) => {
+            return Err(Problem::not_found(format!(
+                "no call {call_sid} is in progress"
+            )));
+        }
+        Err(ControlError::Busy) => {
+            return Err(Problem::conflict(format!(
+                "call {call_sid} is busy with another request; try again"
+            )));
+        }
     }
     tracing::info!(call_sid = %call_sid, "hang-up requested through the API");
     Ok((

@@ -26,26 +26,37 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{ApiAuth, AuthError};
-pub use live::{LiveCall, LiveCalls, NoLiveCalls, Speaking};
+pub use live::{LiveCall, Speaking};
 pub use problem::Problem;
 
+use crate::call::live::LiveCalls;
+use crate::store::recordings::RecordingStore;
 use crate::store::{CallRecord, CallStore};
 
 /// What the API handlers share.
 pub struct ApiState {
     /// `None` when records are off (`store.url = ""`): record routes answer 503.
     pub store: Option<Arc<dyn CallStore>>,
-    pub live: Arc<dyn LiveCalls>,
+    /// The calls in progress on this instance.
+    pub live: Arc<LiveCalls>,
+    /// The recording files the records point to.
+    pub recordings: RecordingStore,
     pub auth: ApiAuth,
 }
 
 impl ApiState {
     pub fn new(
         store: Option<Arc<dyn CallStore>>,
-        live: Arc<dyn LiveCalls>,
+        live: Arc<LiveCalls>,
+        recordings: RecordingStore,
         auth: ApiAuth,
     ) -> Arc<Self> {
-        Arc::new(Self { store, live, auth })
+        Arc::new(Self {
+            store,
+            live,
+            recordings,
+            auth,
+        })
     }
 
     fn store(&self) -> Result<&Arc<dyn CallStore>, Problem> {

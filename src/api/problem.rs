@@ -67,6 +67,10 @@ impl Problem {
         Self::new("forbidden", "Forbidden", StatusCode::FORBIDDEN, detail)
     }
 
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new("conflict", "Conflict", StatusCode::CONFLICT, detail)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
             "unavailable",
@@ -132,6 +136,7 @@ fn status_label(status: StatusCode) -> &'static str {
         403 => "403",
         404 => "404",
         406 => "406",
+        409 => "409",
         503 => "503",
         s if s >= 500 => "5xx",
         _ => "4xx",

@@ -40,6 +40,9 @@ pub struct ListQuery {
     /// Why the call ended (e.g. stop, agent_hangup, idle_timeout).
     #[param(pattern = "^[a-z0-9_]{1,64}$")]
     pub end_reason: Option<String>,
+    /// The agent's verdict on the call (e.g. interested).
+    #[param(pattern = "^[a-z0-9_]{1,64}$")]
+    pub outcome: Option<String>,
     #[param(pattern = "^[!-~]{1,128}$")]
     pub agent_profile: Option<String>,
     #[param(pattern = "^[!-~]{1,128}$")]
@@ -86,6 +89,7 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListRequest, Problem> {
             "band" => f.band = Some(one_of(key, v, band, "good, fair, poor")?),
             "reason" => f.reason = Some(one_of(key, v, reason, &reasons())?),
             "end_reason" => f.end_reason = Some(end_reason(key, v)?),
+            "outcome" => f.outcome = Some(end_reason(key, v)?),
             "agent_profile" => f.agent_profile = Some(text(key, v)?),
             "campaign_id" => f.campaign_id = Some(text(key, v)?),
             "limit" => req.limit = limit(key, v)?,

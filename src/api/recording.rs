@@ -1,8 +1,14 @@
-//! A call's recording: served from the file at the record's location with its content type and
-//! HTTP range requests (so a browser player can seek), and deleted on request (privacy).
+//! A call's recording: the file the record's location stands for now (the compacted Ogg/Opus
+//! or WAV file, or the raw μ-law file before compaction, found by [`RecordingStore`]) served
+//! with its content type and HTTP range requests (so a browser player can seek), and deleted
+//! on request (privacy).
 //!
 //! This module does not make recordings; it serves and deletes what the record points to.
+//! File system work runs on blocking threads.
+//!
+//! [`RecordingStore`]: crate::store::recordings::RecordingStore
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -15,6 +21,7 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::problem::Problem;
 use super::query::{CallSid, CallSidParam};
+use crate::store::recordings::StoredRecording;
 
 /// Audio bytes, as the OpenAPI document describes them.
 #[derive(ToSchema)]
@@ -60,20 +67,17 @@ pub async fn get(
     let Some(recording) = record.recording else {
         return Err(Problem::not_found(format!("call {call_sid} has no recording")));
     };
-    match tokio::fs::metadata(&recording.location).await {
-        Ok(m) if m.is_file() => {}
-        _ => {
-            tracing::warn!(call_sid = %call_sid, location = %recording.location, "recording file missing");
-            return Err(Problem::not_found(format!(
-                "the recording file of call {call_sid} is missing"
-            )));
-        }
-    }
-    let mime: mime::Mime = recording
+    let Some(file) = resolve(&state, &call_sid, &recording.location).await? else {
+        tracing::warn!(call_sid = %call_sid, location = %recording.location, "recording file missing");
+        return Err(Problem::not_found(format!(
+            "the recording file of call {call_sid} is missing"
+        )));
+    };
+    let mime: mime::Mime = file
         .content_type
         .parse()
         .unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let res = ServeFile::new_with_mime(&recording.location, &mime)
+    let res = ServeFile::new_with_mime(&file.path, &mime)
         .try_call(req)
         .await
         .map_err(|e| {
@@ -84,6 +88,31 @@ pub async fn get(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(res)
+}
+
+/// The file behind a record's recording location now (compacted or still raw), looked up on a
+/// blocking thread.
+async fn resolve(
+    state: &ApiState,
+    call_sid: &str,
+    location: &str,
+) -> Result<Option<StoredRecording>, Problem> {
+    let store = state.recordings.clone();
+    let path = PathBuf::from(location);
+    let found = tokio::task::spawn_blocking(move || store.resolve(&path)).await;
+    match found {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => {
+            tracing::warn!(call_sid, error = %e, "recording lookup failed");
+            Err(Problem::internal(format!(
+                "the recording of call {call_sid} cannot be looked up"
+            )))
+        }
+        Err(e) => {
+            tracing::error!(call_sid, error = %e, "recording lookup task failed");
+            Err(Problem::internal("recording lookup failed"))
+        }
+    }
 }
 
 /// Delete a call's recording
@@ -113,15 +142,21 @@ pub async fn delete(
     let Some(recording) = record.recording else {
         return Err(Problem::not_found(format!("call {call_sid} has no recording")));
     };
-    match tokio::fs::remove_file(&recording.location).await {
-        Ok(()) => {}
-        // Already gone: clearing the location finishes the job.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
+    let store = state.recordings.clone();
+    let path = PathBuf::from(&recording.location);
+    let deleted = tokio::task::spawn_blocking(move || store.delete(&path)).await;
+    match deleted {
+        // Already gone (`false`): clearing the location finishes the job.
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
             tracing::error!(call_sid = %call_sid, location = %recording.location, error = %e, "cannot delete recording");
             return Err(Problem::internal(format!(
                 "the recording of call {call_sid} could not be deleted"
             )));
+        }
+        Err(e) => {
+            tracing::error!(call_sid = %call_sid, error = %e, "recording delete task failed");
+            return Err(Problem::internal("recording delete failed"));
         }
     }
     state.store()?.set_recording(&call_sid, None).await?;

@@ -102,8 +102,7 @@ impl Server {
     }
 
     /// Like [`Server::bind`], with the providers to use.
-    pub async fn bind_with(config: Config, services: CallServices) -> std::io::Result<Self> {
-        let services = Arc::new(services);
+    pub async fn bind_with(config: Config, mut services: CallServices) -> std::io::Result<Self> {
         let prometheus = metrics::install();
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
@@ -120,15 +119,17 @@ impl Server {
         let store = crate::store::open(&config.store)
             .await
             .map_err(std::io::Error::other)?;
-        let api_auth =
-            crate::api::ApiAuth::from_env(config.security.production).map_err(std::io::Error::other)?;
+        let api_auth = crate::api::ApiAuth::from_env(config.security.production)
+            .map_err(std::io::Error::other)?;
         let records = store
             .as_ref()
             .map(|s| RecordWriter::start(Arc::clone(s), &config.store));
-        // The live-calls registry is not wired in yet: the API sees no call in progress.
+        services.records = records.clone();
+        let services = Arc::new(services);
         let api = crate::api::router(crate::api::ApiState::new(
             store,
-            Arc::new(crate::api::NoLiveCalls),
+            Arc::clone(&services.live),
+            crate::store::recordings::RecordingStore::new(&config.recording),
             api_auth,
         ));
         let state = Arc::new(AppState {

@@ -33,6 +33,7 @@ pub struct CallFilter {
     /// Flagged with this quality reason.
     pub reason: Option<Reason>,
     pub end_reason: Option<String>,
+    pub outcome: Option<String>,
     pub agent_profile: Option<String>,
     pub campaign_id: Option<String>,
 }
@@ -90,6 +91,7 @@ pub struct CallBrief {
     pub context: RecordContext,
     pub times: CallTimes,
     pub end_reason: Option<String>,
+    pub outcome: Option<String>,
     pub band: Option<Band>,
     pub reasons: Vec<Reason>,
     pub mos: Option<f64>,

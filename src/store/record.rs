@@ -176,6 +176,8 @@ pub struct CallRecord {
     pub times: CallTimes,
     /// Why the call ended (the session's end reason, e.g. `stop`, `agent_hangup`).
     pub end_reason: Option<String>,
+    /// The agent's verdict on the call (`set_outcome`, e.g. `interested`), if it gave one.
+    pub outcome: Option<String>,
     pub quality: Option<CallQuality>,
     pub recording: Option<Recording>,
     pub events: CallEvents,
@@ -202,6 +204,7 @@ impl CallRecord {
                 duration_ms: None,
             },
             end_reason: None,
+            outcome: None,
             quality: None,
             recording: None,
             events: CallEvents::default(),

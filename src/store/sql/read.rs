@@ -59,6 +59,9 @@ pub async fn list(
     if let Some(e) = &filter.end_reason {
         sql.push(" AND c.end_reason = ").bind(text(e));
     }
+    if let Some(o) = &filter.outcome {
+        sql.push(" AND c.outcome = ").bind(text(o));
+    }
     if let Some(a) = &filter.agent_profile {
         sql.push(" AND c.agent_profile = ").bind(text(a));
     }

@@ -116,12 +116,12 @@ pub fn json<T: serde::Serialize>(call_sid: &str, v: &T) -> Result<Arg, StoreErro
 /// Columns of a brief row (list pages), in the order [`brief`] reads them.
 pub const BRIEF_COLUMNS: &str = "call_sid, direction, status, from_number, to_number, \
     agent_profile, engine, campaign_id, contact_id, parameters, started_at_us, answered_at_us, \
-    ended_at_us, duration_ms, end_reason, band, reasons, mos, recording_location";
+    ended_at_us, duration_ms, end_reason, outcome, band, reasons, mos, recording_location";
 
 /// Columns of a whole record: the brief ones and the rest.
 pub const RECORD_COLUMNS: &str = "call_sid, direction, status, from_number, to_number, \
     agent_profile, engine, campaign_id, contact_id, parameters, started_at_us, answered_at_us, \
-    ended_at_us, duration_ms, end_reason, band, reasons, mos, recording_location, \
+    ended_at_us, duration_ms, end_reason, outcome, band, reasons, mos, recording_location, \
     stream_sid, recording_content_type, quality_report, events";
 
 /// Reads columns of one row, naming the call in every error.
@@ -220,6 +220,7 @@ pub fn brief(row: &AnyRow) -> Result<CallBrief, StoreError> {
             duration_ms: r.int("duration_ms")?.map(|v| v.max(0) as u64),
         },
         end_reason: r.text("end_reason")?,
+        outcome: r.text("outcome")?,
         band: r.band()?,
         reasons: r.json::<Vec<Reason>>("reasons")?.unwrap_or_default(),
         mos: r.float("mos")?,
@@ -257,6 +258,7 @@ pub fn record(row: &AnyRow) -> Result<CallRecord, StoreError> {
         context: b.context,
         times: b.times,
         end_reason: b.end_reason,
+        outcome: b.outcome,
         quality,
         recording,
         events: r.json::<CallEvents>("events")?.unwrap_or_default(),

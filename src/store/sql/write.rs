@@ -17,7 +17,7 @@ use crate::store::record::{CallProgress, CallRecord, Recording};
 
 const INSERT: &str = "INSERT INTO calls (call_sid, stream_sid, direction, status, status_rank, \
     from_number, to_number, agent_profile, engine, campaign_id, contact_id, started_at_us, \
-    answered_at_us, ended_at_us, duration_ms, end_reason, band, mos, reasons, \
+    answered_at_us, ended_at_us, duration_ms, end_reason, outcome, band, mos, reasons, \
     recording_location, recording_content_type, parameters, quality_report, events, \
     updated_at_us) VALUES (";
 
@@ -37,6 +37,7 @@ const MERGE: &str = " ON CONFLICT (call_sid) DO UPDATE SET \
     ended_at_us = COALESCE(excluded.ended_at_us, calls.ended_at_us), \
     duration_ms = COALESCE(excluded.duration_ms, calls.duration_ms), \
     end_reason = COALESCE(excluded.end_reason, calls.end_reason), \
+    outcome = COALESCE(excluded.outcome, calls.outcome), \
     band = COALESCE(excluded.band, calls.band), \
     mos = COALESCE(excluded.mos, calls.mos), \
     reasons = CASE WHEN excluded.band IS NULL THEN calls.reasons ELSE excluded.reasons END, \
@@ -81,6 +82,7 @@ fn insert(record: &CallRecord) -> Result<Sql, StoreError> {
         opt_time(t.ended_at),
         opt_int(t.duration_ms),
         opt_text(record.end_reason.as_deref()),
+        opt_text(record.outcome.as_deref()),
         opt_text(q.map(|q| q.band.as_str())),
         Arg::Float(q.map(|q| q.mos)),
         json(sid, &q.map(|q| q.reasons.clone()).unwrap_or_default())?,
