@@ -56,12 +56,14 @@ pub struct Config {
     pub playout: PlayoutConfig,
     pub quality: QualityConfig,
     pub alerts: AlertsConfig,
+    pub store: StoreConfig,
     /// Named agent profiles over `[agent]` (see [`profiles`]).
     #[serde(default)]
     pub agents: BTreeMap<String, profiles::AgentProfile>,
     /// Called number → agent profile.
     #[serde(default)]
     pub numbers: profiles::Numbers,
+    pub recording: RecordingConfig,
 }
 
 /// Sections whose keys are names chosen by the user (not in the defaults).
@@ -262,6 +264,34 @@ pub struct AlertsConfig {
     pub webhook_attempts: u32,
 }
 
+/// Call records (`[store]`): where they go and how the background writer retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`, `postgres://…`, or `""` for no records.
+    pub url: String,
+    pub queue: usize,
+    pub max_pending: usize,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub write_timeout_ms: u64,
+    pub max_connections: u32,
+}
+
+/// Call recordings (`[recording]`): see `store::recordings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub dir: String,
+    /// Recordings older than this many days are deleted; 0 keeps them forever.
+    pub retention_days: u32,
+    /// Blocks (250 ms of both channels) waiting for the file writer, all calls together.
+    pub writer_queue: usize,
+    /// Finished recordings waiting for compaction.
+    pub compact_queue: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         // The embedded defaults are checked by a unit test; failing here is a build defect.
@@ -418,13 +448,59 @@ impl Config {
         if self.limits.max_calls == 0 {
             return invalid("limits.max_calls", "must allow at least one call");
         }
+        self.validate_store()?;
         self.validate_profiles()?;
         self.realtime.validate()?;
+        if self.recording.enabled && self.recording.dir.trim().is_empty() {
+            return invalid("recording.dir", "must name a directory when recording is enabled");
+        }
+        if self.recording.writer_queue == 0 || self.recording.compact_queue == 0 {
+            return invalid("recording.writer_queue", "queues must hold at least 1 item");
+        }
         if self.public_host_invalid() {
             return invalid(
                 "server.public_host",
                 "a host name (and port), without scheme or path",
             );
+        }
+        Ok(())
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        let s = &self.store;
+        let url_ok = s.url.is_empty()
+            || s.url.starts_with("sqlite:")
+            || s.url.starts_with("postgres://")
+            || s.url.starts_with("postgresql://");
+        if !url_ok {
+            return invalid(
+                "store.url",
+                "must be sqlite://PATH, postgres://… or empty (no records)",
+            );
+        }
+        if s.queue == 0 {
+            return invalid("store.queue", "must hold at least 1 record");
+        }
+        if s.max_pending < s.queue {
+            return invalid("store.max_pending", "must be at least store.queue");
+        }
+        if s.retry_initial_ms == 0 || s.retry_max_ms < s.retry_initial_ms {
+            return invalid(
+                "store.retry_max_ms",
+                "backoff needs 0 < retry_initial_ms <= retry_max_ms",
+            );
+        }
+        if s.write_timeout_ms < 100 {
+            return invalid("store.write_timeout_ms", "must be at least 100 ms");
+        }
+        if s.max_connections == 0 {
+            return invalid("store.max_connections", "must be at least 1");
         }
         Ok(())
     }
@@ -577,6 +653,20 @@ mod tests {
         let e = Config::load_with_env(None, env_of(&[("VOXBRIDGE_TURN_END_OF_TURN_MS", "soon")]))
             .unwrap_err();
         assert!(e.to_string().contains("turn.end_of_turn_ms"), "{e}");
+    }
+
+    #[test]
+    fn recording_defaults_and_checks() {
+        let c = Config::default();
+        assert!(c.recording.enabled);
+        assert_eq!(c.recording.dir, "data/recordings");
+        assert_eq!(c.recording.retention_days, 30);
+        let e = Config::from_toml_str("[recording]\ndir = \"\"").unwrap_err();
+        assert!(e.to_string().contains("recording.dir"), "{e}");
+        let e = Config::from_toml_str("[recording]\nwriter_queue = 0").unwrap_err();
+        assert!(e.to_string().contains("recording.writer_queue"), "{e}");
+        let off = Config::from_toml_str("[recording]\nenabled = false\ndir = \"\"").unwrap();
+        assert!(!off.recording.enabled);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`agent`] → TTS, or a speech-to-speech model), and paces the answer back. [`sim`] is a faithful simulated Twilio leg used by the CLI, tests and benches.
 
 pub mod agent;
+pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod provider;
 pub mod quality;
 pub mod server;
 pub mod sim;
+pub mod store;
 pub mod stt;
 pub mod tts;
 pub mod twilio;

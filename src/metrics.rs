@@ -51,6 +51,12 @@ pub const REALTIME_AUDIO_DROPPED: &str = "voxbridge_realtime_audio_dropped_total
 pub const REALTIME_CONNECT_SECONDS: &str = "voxbridge_realtime_connect_seconds";
 pub const REALTIME_PRECONNECTS: &str = "voxbridge_realtime_preconnects_total";
 pub const REALTIME_PRECONNECT_PENDING: &str = "voxbridge_realtime_preconnect_pending";
+pub const STORE_WRITES: &str = "voxbridge_store_writes_total";
+pub const STORE_RETRIES: &str = "voxbridge_store_write_retries_total";
+pub const STORE_QUEUE_FULL: &str = "voxbridge_store_queue_full_total";
+pub const STORE_PENDING: &str = "voxbridge_store_pending_records";
+pub const STORE_DROPPED: &str = "voxbridge_store_records_dropped_total";
+pub const API_PROBLEMS: &str = "voxbridge_api_problems_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +236,36 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Realtime sessions opened at the webhook and not yet claimed by their media stream.",
     ),
+    (
+        STORE_WRITES,
+        Kind::Counter,
+        "Call record write attempts by outcome (ok, error).",
+    ),
+    (
+        STORE_RETRIES,
+        Kind::Counter,
+        "Call record writes retried after a failure (database unreachable, busy, timed out).",
+    ),
+    (
+        STORE_QUEUE_FULL,
+        Kind::Counter,
+        "Call records that found the writer queue full (held in memory beside it, not lost).",
+    ),
+    (
+        STORE_PENDING,
+        Kind::Gauge,
+        "Call records submitted and not yet written (queued, overflow, retrying).",
+    ),
+    (
+        STORE_DROPPED,
+        Kind::Counter,
+        "Call records given up, by reason (backlog_full, closed, rejected, shutdown); each is logged with its call_sid.",
+    ),
+    (
+        API_PROBLEMS,
+        Kind::Counter,
+        "REST API requests answered with a problem (error) document, by status.",
+    ),
 ];
 
 /// Buckets for response latency: end-of-turn silence dominates, so resolve 0.5–1.5 s finely.
@@ -292,6 +328,7 @@ fn describe() {
             Kind::Histogram => describe_histogram!(name, help),
         }
     }
+    crate::store::recordings::describe_metrics();
 }
 
 /// Pre-registered handles used on the per-call and per-frame paths.

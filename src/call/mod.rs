@@ -15,6 +15,7 @@ pub mod live;
 pub mod observers;
 pub mod outbox;
 pub mod playout;
+pub mod recorder;
 pub mod services;
 pub mod session;
 pub mod summary;

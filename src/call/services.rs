@@ -20,6 +20,7 @@ use crate::engine::profiles::Profiles;
 use crate::engine::realtime::RealtimeSetup;
 use crate::engine::realtime::preconnect::Preconnect;
 use crate::provider::{ProviderError, Secret};
+use crate::store::RecordWriter;
 use crate::stt::SpeechToText;
 use crate::stt::deepgram::Deepgram;
 use crate::tts::TextToSpeech;
@@ -63,6 +64,8 @@ pub struct CallServices {
     pub stream_token_secret: Option<Secret>,
     /// Realtime sockets opened when the webhook answers (with a realtime profile).
     pub preconnect: Option<Preconnect>,
+    /// Where finished calls' records go (`None` when records are off; set by the server).
+    pub records: Option<RecordWriter>,
 }
 
 impl AgentServices {
@@ -93,6 +96,7 @@ impl CallServices {
             auth_token: None,
             stream_token_secret: None,
             preconnect: None,
+            records: None,
         }
     }
 }
@@ -180,6 +184,7 @@ impl CallServices {
             twilio,
             auth_token,
             stream_token_secret,
+            records: None,
         })
     }
 }

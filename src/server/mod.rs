@@ -32,6 +32,10 @@ use crate::call::summary::CallSummary;
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::quality::notify::QualityOutlets;
+use crate::store::RecordWriter;
+
+/// How long shutdown waits for call records still being written.
+const RECORDS_FLUSH: Duration = Duration::from_secs(10);
 
 /// What every handler can see.
 pub struct AppState {
@@ -49,6 +53,8 @@ pub struct AppState {
     pub force_close: CancellationToken,
     /// Per-IP request budget.
     pub rate: guard::RateLimiter,
+    /// Writes call records in the background (`None` when `store.url` is empty).
+    pub records: Option<RecordWriter>,
 }
 
 /// The public router (Twilio-facing), plus the admin routes unless they have their own listener.
@@ -96,8 +102,7 @@ impl Server {
     }
 
     /// Like [`Server::bind`], with the providers to use.
-    pub async fn bind_with(config: Config, services: CallServices) -> std::io::Result<Self> {
-        let services = Arc::new(services);
+    pub async fn bind_with(config: Config, mut services: CallServices) -> std::io::Result<Self> {
         let prometheus = metrics::install();
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
@@ -111,6 +116,22 @@ impl Server {
         } else if services.auth_token.is_none() {
             tracing::warn!("TWILIO_AUTH_TOKEN not set: Twilio signatures are not checked");
         }
+        let store = crate::store::open(&config.store)
+            .await
+            .map_err(std::io::Error::other)?;
+        let api_auth = crate::api::ApiAuth::from_env(config.security.production)
+            .map_err(std::io::Error::other)?;
+        let records = store
+            .as_ref()
+            .map(|s| RecordWriter::start(Arc::clone(s), &config.store));
+        services.records = records.clone();
+        let services = Arc::new(services);
+        let api = crate::api::router(crate::api::ApiState::new(
+            store,
+            Arc::clone(&services.live),
+            crate::store::recordings::RecordingStore::new(&config.recording),
+            api_auth,
+        ));
         let state = Arc::new(AppState {
             config: Arc::new(config),
             services,
@@ -121,8 +142,9 @@ impl Server {
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),
             rate: guard::RateLimiter::new(config_rate),
+            records,
         });
-        let app = router(Arc::clone(&state));
+        let app = router(Arc::clone(&state)).merge(api);
         let draining = state.draining.clone();
         let task = tokio::spawn(async move {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -198,6 +220,9 @@ impl Server {
             self.state.force_close.cancel();
             // Sessions end promptly once told; bound the wait anyway.
             let _ = tokio::time::timeout(Duration::from_secs(10), self.state.calls.idle()).await;
+        }
+        if let Some(records) = &self.state.records {
+            records.shutdown(RECORDS_FLUSH).await;
         }
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Err(e))) => warn!(error = %e, "server error during shutdown"),

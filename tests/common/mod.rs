@@ -17,6 +17,8 @@ pub mod stack;
 /// The real server with default config, tweaked, listening on a free loopback port.
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::from_toml_str("[server]\nlisten = \"127.0.0.1:0\"").expect("config");
+    // No call records unless a test asks for them (with its own temporary database).
+    config.store.url = String::new();
     tweak(&mut config);
     Server::bind(config).await.expect("bind")
 }

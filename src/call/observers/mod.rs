@@ -1,11 +1,12 @@
 //! Observers: read-only taps on one call's event stream ([`CallEvent`]). Each one keeps its own
-//! view — quality, summary, metrics, the once-per-call error log — and none of them can change
-//! the call. The session emits every event once through [`Observers::emit`].
+//! view — quality, summary, metrics, live figures, the call's record, the once-per-call error
+//! log — and none of them can change the call. The session emits every event once through [`Observers::emit`].
 //!
 //! Must not block or wait on I/O: anything leaving the process goes through bounded queues.
 
 pub mod metrics;
 pub mod quality;
+pub mod record;
 
 use std::time::Instant;
 
@@ -17,12 +18,15 @@ use crate::call::summary::{CallSummary, EndReason};
 use crate::quality::notify::QualityOutlets;
 pub use metrics::MetricsTap;
 pub use quality::QualityWatch;
+pub use record::RecordTap;
 
 /// Every observer of one call.
 pub struct Observers {
     pub quality: QualityWatch,
     pub summary: CallSummary,
     pub live: LiveTap,
+    /// The call's record for the store (`None` when records are off).
+    pub record: Option<RecordTap>,
     metrics: MetricsTap,
     /// Protocol error reasons already logged on this call (a bit per reason).
     logged_reasons: u32,
@@ -48,6 +52,7 @@ impl Observers {
             ),
             summary: CallSummary::new(std::time::SystemTime::now(), started),
             live: LiveTap::new(started),
+            record: None,
             metrics: MetricsTap::new(metrics),
             logged_reasons: 0,
             outlets,
@@ -60,6 +65,9 @@ impl Observers {
         self.summary.on_event(&event);
         self.quality.on_event(&event);
         self.live.on_event(&event);
+        if let Some(record) = &mut self.record {
+            record.on_event(&event);
+        }
         if let CallEvent::ProtocolError { reason, detail } = event {
             // Log once per reason per call; every occurrence is counted above.
             let bit = 1u32 << reason.index();
@@ -67,6 +75,20 @@ impl Observers {
                 self.logged_reasons |= bit;
                 warn!(parent: &self.span, reason = reason.as_str(), error = detail, "bad inbound message");
             }
+        }
+    }
+
+    /// Keep this call's record and hand it to `writer` when the call ends.
+    pub fn record_to(&mut self, writer: Option<crate::store::RecordWriter>, started: Instant) {
+        self.record = writer.map(|w| RecordTap::new(w, started));
+    }
+
+    /// Where the call's recording is, for its record: the hook the recorder fills before
+    /// [`Observers::finish`] (the raw file's path; the recording store resolves it to the
+    /// compacted file when it is served).
+    pub fn set_recording(&mut self, recording: Option<crate::store::Recording>) {
+        if let Some(record) = &mut self.record {
+            record.recording = recording;
         }
     }
 
@@ -96,6 +118,9 @@ impl Observers {
                 self.outlets.reports.write(json);
             }
             Err(e) => warn!(parent: &self.span, error = %e, "call report not serialisable"),
+        }
+        if let Some(record) = self.record.take() {
+            record.finish(&self.summary, self.quality.history(), &self.live.timeline);
         }
         self.summary
     }

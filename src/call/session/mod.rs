@@ -119,6 +119,8 @@ impl CallSession {
             call_sid = tracing::field::Empty,
             stream_sid = tracing::field::Empty
         );
+        let mut observers = Observers::new(&config, metrics, outlets, started, span.clone());
+        observers.record_to(services.records.clone(), started);
         Self {
             limits: Limits {
                 started,
@@ -133,7 +135,7 @@ impl CallSession {
             responses: Responses::default(),
             engine: None,
             control: None,
-            observers: Observers::new(&config, metrics, outlets, started, span.clone()),
+            observers,
             span,
             config,
             services,
