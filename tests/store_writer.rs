@@ -226,6 +226,7 @@ async fn calls_carry_on_while_postgres_is_down() {
         writer.stats()
     );
     let after = writer.stats();
+    println!("50 calls during the outage: before {before:?}\n  down {down:?}\n  after {after:?}");
     assert_eq!(after.dropped, before.dropped, "{after:?}");
     assert_eq!(after.written - before.written, 50, "{after:?}");
     assert!(after.retries > before.retries && after.write_errors > before.write_errors);
