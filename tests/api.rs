@@ -17,7 +17,7 @@ use voxbridge::api::{self, ApiAuth, ApiState};
 use voxbridge::call::context::{CallContext, Direction as CallDirection, EngineKind};
 use voxbridge::call::live::{Control, LiveCalls};
 use voxbridge::store::CallStore;
-use voxbridge::store::record::Recording;
+use voxbridge::store::record::{Direction, Recording};
 use voxbridge::store::recordings::RecordingStore;
 
 const TOKEN: &str = "test-token-0123456789abcdef";

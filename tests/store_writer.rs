@@ -4,6 +4,7 @@
 //! (`VOXBRIDGE_TEST_PG_CTL`, `VOXBRIDGE_TEST_PGDATA`), so everything here runs as one test in
 //! its own binary: no other test uses the cluster while it is down.
 
+mod common;
 mod store_support;
 
 use std::process::{Command, Stdio};
@@ -14,6 +15,7 @@ use store_support::{at, full_record, store_config};
 use voxbridge::config::StoreConfig;
 use voxbridge::store::filter::CallFilter;
 use voxbridge::store::record::{CallProgress, CallStatus, Recording};
+use voxbridge::sim::{SimCall, Step};
 use voxbridge::store::{CallStore, RecordWriter, SqlStore};
 
 fn fast_retries(mut cfg: StoreConfig) -> StoreConfig {
@@ -170,8 +172,79 @@ async fn postgres_outage_loses_nothing() {
     assert_eq!(writer.shutdown(Duration::from_secs(5)).await, 0);
 }
 
+/// 50 calls through the real server while its Postgres is stopped: every call is served as
+/// usual (the caller hears the echo, the call ends cleanly), the records wait in the writer and
+/// are retried, and when the database is back all 50 are written, complete; nothing dropped.
+async fn calls_carry_on_while_postgres_is_down() {
+    let Some(admin) = store_support::postgres_url("store_writer::calls_during_outage") else {
+        return;
+    };
+    let url = store_support::fresh_postgres_db(&admin, "calls_outage").await;
+    let server = common::start_server(|c| {
+        c.store = fast_retries(store_config(url.clone()));
+        c.store.queue = 8;
+    })
+    .await;
+    let writer = server.state().records.clone().expect("records on");
+    let before = writer.stats();
+
+    pg_ctl(&["stop", "-m", "fast", "-w"]);
+    let calls: Vec<SimCall> = (0..50)
+        .map(|_| {
+            SimCall::new(server.media_url())
+                .step(Step::Silence(Duration::from_millis(200)))
+                .step(Step::Speak(common::fixture("hello-8k.wav")))
+                .step(Step::WaitForReplyEnd(Duration::from_secs(30)))
+                .step(Step::Silence(Duration::from_millis(200)))
+        })
+        .collect();
+    let sids: Vec<String> = calls.iter().map(|c| c.call_sid.clone()).collect();
+    let mut summaries = common::Summaries::of(&server);
+    let running: Vec<_> = calls.into_iter().map(|c| tokio::spawn(c.run())).collect();
+    for (sid, call) in sids.iter().zip(running) {
+        let report = call.await.expect("join").expect("call");
+        assert_eq!(report.timeouts, 0, "{sid}: {report}");
+        assert_eq!(report.response_latencies_ms.len(), 1, "{sid} heard its echo: {report}");
+        let summary = summaries.get(sid).await;
+        assert_eq!(summary.end_reason.as_str(), "stop", "{sid}");
+        assert_eq!(summary.responses_played, 1, "{sid}");
+    }
+    // All 50 are waiting, and the writer has been retrying.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while writer.stats().retries == before.retries {
+        assert!(Instant::now() < deadline, "no retries: {:?}", writer.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let down = writer.stats();
+    assert_eq!(down.pending, 50, "{down:?}");
+    assert!(down.queue_full > before.queue_full, "the 8-record queue overflowed: {down:?}");
+
+    pg_ctl(&["start", "-w"]);
+    assert!(
+        writer.flush(Duration::from_secs(60)).await,
+        "records written once the database is back: {:?}",
+        writer.stats()
+    );
+    let after = writer.stats();
+    println!("50 calls during the outage: before {before:?}\n  down {down:?}\n  after {after:?}");
+    assert_eq!(after.dropped, before.dropped, "{after:?}");
+    assert_eq!(after.written - before.written, 50, "{after:?}");
+    assert!(after.retries > before.retries && after.write_errors > before.write_errors);
+    let store = SqlStore::open(&store_config(url)).await.expect("open");
+    assert_eq!(count(&store).await, 50);
+    for sid in &sids {
+        let r = store.get(sid).await.unwrap().unwrap_or_else(|| panic!("{sid} lost"));
+        assert_eq!(r.status, CallStatus::Completed);
+        assert_eq!(r.events.turns.len(), 2, "{sid}: caller and echo");
+        assert!(r.quality.is_some());
+    }
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// One test, so nothing else in this binary runs while the cluster is stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_never_blocks_and_never_loses_silently() {
     sqlite_overflow_keeps_every_record().await;
     postgres_outage_loses_nothing().await;
+    calls_carry_on_while_postgres_is_down().await;
 }

@@ -2,8 +2,8 @@
 //! per test, and full sample records.
 //!
 //! Postgres comes from `scripts/test` (a throwaway cluster): `VOXBRIDGE_TEST_POSTGRES_URL`
-//! names it. Without it a Postgres test is skipped with a loud message — unless
-//! `VOXBRIDGE_REQUIRE_POSTGRES=1` (CI), where it fails.
+//! names it. Without it a Postgres test is skipped with a loud message — unless under CI (`CI`
+//! set) or `VOXBRIDGE_REQUIRE_POSTGRES=1`, where it fails.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -53,10 +53,13 @@ pub fn postgres_url(test: &str) -> Option<String> {
     match std::env::var("VOXBRIDGE_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var("VOXBRIDGE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            let required = std::env::var("VOXBRIDGE_REQUIRE_POSTGRES").as_deref() == Ok("1")
+                || std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            if required {
                 panic!(
-                    "{test}: VOXBRIDGE_REQUIRE_POSTGRES=1 but VOXBRIDGE_TEST_POSTGRES_URL is not set \
-                     (run scripts/test, which starts a throwaway Postgres)"
+                    "{test}: Postgres is required here (CI or VOXBRIDGE_REQUIRE_POSTGRES=1) but \
+                     VOXBRIDGE_TEST_POSTGRES_URL is not set (run scripts/test, which starts a \
+                     throwaway Postgres)"
                 );
             }
             eprintln!(

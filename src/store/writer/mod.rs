@@ -224,8 +224,8 @@ impl RecordWriter {
                 Err(mpsc::error::TrySendError::Full(op)) => Some(op),
                 Err(mpsc::error::TrySendError::Closed(op)) => {
                     drop(overflow);
-                    shared.done(1);
                     shared.dropped(&op, DropReason::Closed, "writer task has ended");
+                    shared.done(1);
                     return;
                 }
             }

@@ -83,9 +83,10 @@ pub async fn run(
         match result {
             Ok(()) => {
                 held.pop_front();
-                shared.done(1);
+                // Counted before it stops being pending, so whoever waited for the flush sees it.
                 shared.counters.written.fetch_add(1, Ordering::Relaxed);
                 counter!(STORE_WRITES, "outcome" => OUTCOME_OK).increment(1);
+                shared.done(1);
                 backoff.reset();
                 if std::mem::take(&mut outage) {
                     info!(pending = *shared.pending.borrow(), "call record store is back");
@@ -97,8 +98,8 @@ pub async fn run(
                 head.attempts += 1;
                 if !e.is_transient() && head.attempts >= REJECT_AFTER {
                     if let Some(gone) = held.pop_front() {
-                        shared.done(1);
                         shared.dropped(&gone.op, DropReason::Rejected, &e.to_string());
+                        shared.done(1);
                     }
                     continue;
                 }
