@@ -35,7 +35,13 @@ impl Call {
 fn calls(writer: &RecordingWriter, n: usize, t0: Instant) -> Vec<Call> {
     (0..n)
         .map(|i| Call {
-            rec: Recorder::new(writer, &format!("CA{i}"), PathBuf::from("/dev/null"), t0, 120),
+            rec: Recorder::new(
+                writer,
+                &format!("CA{i}"),
+                PathBuf::from("/dev/null"),
+                t0,
+                120,
+            ),
             k: 0,
         })
         .collect()

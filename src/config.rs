@@ -6,7 +6,10 @@
 //! reads and checks settings; it must not hold secrets (those come from the environment where
 //! they are used) and must not start anything.
 
+pub mod dialer;
 pub mod profiles;
+
+pub use dialer::DialerConfig;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,6 +60,7 @@ pub struct Config {
     pub quality: QualityConfig,
     pub alerts: AlertsConfig,
     pub store: StoreConfig,
+    pub dialer: DialerConfig,
     /// Named agent profiles over `[agent]` (see [`profiles`]).
     #[serde(default)]
     pub agents: BTreeMap<String, profiles::AgentProfile>,
@@ -363,6 +367,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.dialer.validate()?;
         let invalid = |key: &str, message: &str| {
             Err(ConfigError::Invalid {
                 key: key.to_owned(),
@@ -452,7 +457,10 @@ impl Config {
         self.validate_profiles()?;
         self.realtime.validate()?;
         if self.recording.enabled && self.recording.dir.trim().is_empty() {
-            return invalid("recording.dir", "must name a directory when recording is enabled");
+            return invalid(
+                "recording.dir",
+                "must name a directory when recording is enabled",
+            );
         }
         if self.recording.writer_queue == 0 || self.recording.compact_queue == 0 {
             return invalid("recording.writer_queue", "queues must hold at least 1 item");

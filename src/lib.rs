@@ -9,6 +9,7 @@ pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod dialer;
 pub mod engine;
 pub mod fakes;
 pub mod logging;

@@ -57,6 +57,11 @@ pub const STORE_QUEUE_FULL: &str = "voxbridge_store_queue_full_total";
 pub const STORE_PENDING: &str = "voxbridge_store_pending_records";
 pub const STORE_DROPPED: &str = "voxbridge_store_records_dropped_total";
 pub const API_PROBLEMS: &str = "voxbridge_api_problems_total";
+pub const DIALER_DIALS: &str = "voxbridge_dialer_dials_total";
+pub const DIALER_CALLBACKS: &str = "voxbridge_dialer_callbacks_total";
+pub const DIALER_OUTCOMES: &str = "voxbridge_dialer_outcomes_total";
+pub const DIALER_ERRORS: &str = "voxbridge_dialer_errors_total";
+pub const DIALER_RECONCILED: &str = "voxbridge_dialer_reconciled_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +270,31 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         API_PROBLEMS,
         Kind::Counter,
         "REST API requests answered with a problem (error) document, by status.",
+    ),
+    (
+        DIALER_DIALS,
+        Kind::Counter,
+        "Outbound dials by result (placed, throttled by Twilio 429/20429, failed).",
+    ),
+    (
+        DIALER_CALLBACKS,
+        Kind::Counter,
+        "Twilio status and AMD callbacks for dialled calls, by result (progress, ended, amd, duplicate, unknown, bad_status, bad_amd).",
+    ),
+    (
+        DIALER_OUTCOMES,
+        Kind::Counter,
+        "Finished dial attempts by outcome (answered, voicemail_left, machine, no_answer, busy, failed, cancelled).",
+    ),
+    (
+        DIALER_ERRORS,
+        Kind::Counter,
+        "Dialer database failures, by stage (claim, dial, sweep); each is logged and retried on the next tick.",
+    ),
+    (
+        DIALER_RECONCILED,
+        Kind::Counter,
+        "Attempts whose final status was learnt from Twilio (GET Calls/{sid}) instead of a callback.",
     ),
 ];
 

@@ -109,7 +109,10 @@ fn assert_channels(left: &[f32], right: &[f32], src: &Sources, min_corr: f32) {
         "reply {offset} ms after the caller, expected {OFFSET_MS}"
     );
     let (_, swapped) = common::best_alignment(&reply, left);
-    assert!(swapped < 0.5, "left channel also holds the reply: r = {swapped}");
+    assert!(
+        swapped < 0.5,
+        "left channel also holds the reply: r = {swapped}"
+    );
 }
 
 #[test]
@@ -123,7 +126,10 @@ fn wav_compaction_keeps_both_channels_aligned() {
     assert_eq!(stats.path.extension().unwrap(), "wav");
     assert_eq!(stats.duration, Duration::from_millis(4002));
     let found = store.resolve(&raw).unwrap().unwrap();
-    assert_eq!((found.path.clone(), found.content_type), (stats.path.clone(), "audio/wav"));
+    assert_eq!(
+        (found.path.clone(), found.content_type),
+        (stats.path.clone(), "audio/wav")
+    );
     let (left, right, rate) = read_stereo(&stats.path);
     assert_eq!(rate, 8000);
     assert_eq!(left.len(), 32_016);
@@ -142,7 +148,10 @@ fn wav_compaction_keeps_both_channels_aligned() {
 
 /// `opusdec`, or why there is none (failing under `VOXBRIDGE_REQUIRE_TOOLS=1`).
 fn opusdec_available() -> bool {
-    match std::process::Command::new("opusdec").arg("--version").output() {
+    match std::process::Command::new("opusdec")
+        .arg("--version")
+        .output()
+    {
         Ok(_) => true,
         Err(e) => {
             let msg = format!(
@@ -169,7 +178,8 @@ fn opus_recording_decodes_with_opusdec_and_stays_aligned() {
     assert_eq!(Format::compiled(), Format::OggOpus);
     let src = sources();
     // The production wiring: writer closes → compactor queue → worker thread.
-    let (compactor, worker) = Compactor::spawn(store.clone(), 8, Duration::from_secs(3600)).unwrap();
+    let (compactor, worker) =
+        Compactor::spawn(store.clone(), 8, Duration::from_secs(3600)).unwrap();
     let (done_tx, done) = mpsc::channel();
     let c = compactor.clone();
     let raw = record_with(&store, &src, move |closed| {

@@ -1,5 +1,5 @@
 //! The REST API under `/api`: call records (list, record, transcript, recording), calls in
-//! progress (list, hang up), and its own description (`/api/openapi.json`, `/api/docs`).
+//! progress (list, hang up), outbound calls and campaigns, the do-not-call list, and its own description (`/api/openapi.json`, `/api/docs`).
 //!
 //! [`router`] returns a self-contained `axum::Router` (its own [`ApiState`]), to be merged into
 //! the server's router; it must be served with
@@ -10,8 +10,11 @@
 
 pub mod auth;
 pub mod calls;
+pub mod campaigns;
+pub mod dnc;
 pub mod docs;
 pub mod live;
+pub mod outbound;
 pub mod problem;
 pub mod query;
 pub mod recording;
@@ -42,6 +45,8 @@ pub struct ApiState {
     /// The recording files the records point to.
     pub recordings: RecordingStore,
     pub auth: ApiAuth,
+    /// Outbound calls and campaigns (`None` without a store: those routes answer 503).
+    pub dialer: Option<Arc<crate::dialer::Dialer>>,
 }
 
 impl ApiState {
@@ -51,11 +56,23 @@ impl ApiState {
         recordings: RecordingStore,
         auth: ApiAuth,
     ) -> Arc<Self> {
+        Self::with_dialer(store, live, recordings, auth, None)
+    }
+
+    /// [`ApiState::new`] with the dialer for `/api/calls` (POST), `/api/campaigns`, `/api/dnc`.
+    pub fn with_dialer(
+        store: Option<Arc<dyn CallStore>>,
+        live: Arc<LiveCalls>,
+        recordings: RecordingStore,
+        auth: ApiAuth,
+        dialer: Option<Arc<crate::dialer::Dialer>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             live,
             recordings,
             auth,
+            dialer,
         })
     }
 
@@ -87,6 +104,7 @@ impl ApiState {
         (name = "calls", description = "Call records"),
         (name = "recordings", description = "Call recordings"),
         (name = "live", description = "Calls in progress"),
+        (name = "campaigns", description = "Outbound campaigns and the do-not-call list"),
         (name = "docs", description = "This description"),
     )
 )]
@@ -107,12 +125,22 @@ impl Modify for BearerScheme {
 /// Routes that need a token (or a loopback client).
 fn protected() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::new()
-        .routes(routes!(calls::list))
+        .routes(routes!(calls::list, outbound::create))
         .routes(routes!(live::list))
         .routes(routes!(calls::get))
         .routes(routes!(calls::transcript))
         .routes(routes!(recording::get, recording::delete))
         .routes(routes!(live::hangup))
+        .routes(routes!(campaigns::create, campaigns::list))
+        .routes(routes!(campaigns::get))
+        .routes(routes!(campaigns::upload, campaigns::contacts))
+        .routes(routes!(campaigns::results))
+        .routes(routes!(campaigns::start))
+        .routes(routes!(campaigns::pause))
+        .routes(routes!(campaigns::resume))
+        .routes(routes!(campaigns::cancel))
+        .routes(routes!(dnc::list, dnc::add))
+        .routes(routes!(dnc::remove))
 }
 
 /// Routes anyone may read.

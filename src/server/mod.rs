@@ -55,6 +55,8 @@ pub struct AppState {
     pub rate: guard::RateLimiter,
     /// Writes call records in the background (`None` when `store.url` is empty).
     pub records: Option<RecordWriter>,
+    /// Outbound calls and campaigns (`None` when `store.url` is empty).
+    pub dialer: Option<Arc<crate::dialer::Dialer>>,
 }
 
 /// The public router (Twilio-facing), plus the admin routes unless they have their own listener.
@@ -62,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let webhooks = Router::new()
         .route("/twilio/voice", post(http::voice))
         .route("/twilio/status", post(http::status))
+        .route("/twilio/amd", post(http::amd))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::webhook_signature,
@@ -85,6 +88,33 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
+}
+
+/// The dialer on the record store's database; Twilio reaches us at the public host (else the
+/// bound address, for local runs).
+fn dialer_for(
+    config: &Config,
+    sql: &crate::store::SqlStore,
+    records: Option<Arc<dyn crate::store::CallStore>>,
+    services: &CallServices,
+    calls: &Arc<CallRegistry>,
+    addr: SocketAddr,
+) -> Arc<crate::dialer::Dialer> {
+    use crate::store::CallStore as _;
+    let host = match config.server.public_host.as_str() {
+        "" => addr.to_string(),
+        h => h.to_owned(),
+    };
+    let calls = Arc::clone(calls);
+    crate::dialer::Dialer::new(crate::dialer::DialerParts {
+        store: crate::dialer::DialerStore::new(sql.pool().clone(), sql.backend()),
+        records,
+        twilio: services.twilio.clone(),
+        cfg: config.dialer.clone(),
+        public_base: format!("{}://{host}", config.security.public_scheme),
+        max_calls: config.limits.max_calls,
+        active_calls: Arc::new(move || calls.active()),
+    })
 }
 
 /// A running server.
@@ -116,9 +146,18 @@ impl Server {
         } else if services.auth_token.is_none() {
             tracing::warn!("TWILIO_AUTH_TOKEN not set: Twilio signatures are not checked");
         }
-        let store = crate::store::open(&config.store)
-            .await
-            .map_err(std::io::Error::other)?;
+        let sql = match config.store.url.as_str() {
+            "" => {
+                info!("call records are off (store.url is empty)");
+                None
+            }
+            _ => Some(Arc::new(
+                crate::store::SqlStore::open(&config.store)
+                    .await
+                    .map_err(std::io::Error::other)?,
+            )),
+        };
+        let store = sql.clone().map(|s| s as Arc<dyn crate::store::CallStore>);
         let api_auth = crate::api::ApiAuth::from_env(config.security.production)
             .map_err(std::io::Error::other)?;
         let records = store
@@ -126,11 +165,15 @@ impl Server {
             .map(|s| RecordWriter::start(Arc::clone(s), &config.store));
         services.records = records.clone();
         let services = Arc::new(services);
-        let api = crate::api::router(crate::api::ApiState::new(
+        let calls = Arc::new(CallRegistry::default());
+        let dialer =
+            sql.map(|sql| dialer_for(&config, &sql, store.clone(), &services, &calls, addr));
+        let api = crate::api::router(crate::api::ApiState::with_dialer(
             store,
             Arc::clone(&services.live),
             crate::store::recordings::RecordingStore::new(&config.recording),
             api_auth,
+            dialer.clone(),
         ));
         let state = Arc::new(AppState {
             config: Arc::new(config),
@@ -138,12 +181,16 @@ impl Server {
             metrics: Metrics::new(),
             prometheus,
             quality,
-            calls: Arc::new(CallRegistry::default()),
+            calls,
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),
             rate: guard::RateLimiter::new(config_rate),
             records,
+            dialer,
         });
+        if let (Some(dialer), true) = (&state.dialer, state.config.dialer.enabled) {
+            dialer.start(state.draining.clone());
+        }
         let app = router(Arc::clone(&state)).merge(api);
         let draining = state.draining.clone();
         let task = tokio::spawn(async move {

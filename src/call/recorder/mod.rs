@@ -302,9 +302,7 @@ impl Recorder {
         self.sent_any.then(|| RecordingFile {
             call_sid: self.target.call_sid.to_string(),
             path: self.target.path.clone(),
-            duration: Duration::from_micros(
-                self.window.head * 1_000_000 / u64::from(SAMPLE_RATE),
-            ),
+            duration: Duration::from_micros(self.window.head * 1_000_000 / u64::from(SAMPLE_RATE)),
             stats: self.stats,
         })
     }

@@ -175,7 +175,11 @@ fn late_and_reordered_frames_find_their_place() {
     assert!(silent(&left[50 * FRAME..51 * FRAME]));
     assert_eq!(file.stats.late_frames, 1);
     for k in (0..150).filter(|&k| k != 50) {
-        assert_eq!(left[k * FRAME..(k + 1) * FRAME], caller_frame(k), "frame {k}");
+        assert_eq!(
+            left[k * FRAME..(k + 1) * FRAME],
+            caller_frame(k),
+            "frame {k}"
+        );
     }
 }
 
@@ -221,7 +225,11 @@ fn barge_in_cuts_what_was_never_heard() {
     assert!(silent(&right[5600..7200]), "cut: sent, never heard");
     for i in 0..15 {
         let at = 7200 + i * FRAME;
-        assert_eq!(right[at..at + FRAME], reply_chunk(i), "second reply chunk {i}");
+        assert_eq!(
+            right[at..at + FRAME],
+            reply_chunk(i),
+            "second reply chunk {i}"
+        );
     }
 }
 
@@ -265,7 +273,11 @@ fn jumping_timestamps_are_reanchored_not_written_as_hours_of_silence() {
     assert_eq!(left.len(), 3 * 8000);
     assert!(left[16_000..].iter().all(|&b| b == 9));
     for k in 0..100 {
-        assert_eq!(left[k * FRAME..(k + 1) * FRAME], caller_frame(k), "frame {k}");
+        assert_eq!(
+            left[k * FRAME..(k + 1) * FRAME],
+            caller_frame(k),
+            "frame {k}"
+        );
     }
 }
 
@@ -300,7 +312,10 @@ fn a_full_queue_drops_blocks_without_waiting_and_gaps_stay_aligned() {
     let (left, _) = read_channels(&path);
     let mut expected: Vec<u8> = (0..100).flat_map(caller_frame).collect();
     expected[4 * BLOCK_FRAMES..5 * BLOCK_FRAMES].fill(SILENCE);
-    assert_eq!(left, expected, "the dropped block is silence, the rest in place");
+    assert_eq!(
+        left, expected,
+        "the dropped block is silence, the rest in place"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

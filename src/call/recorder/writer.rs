@@ -144,9 +144,7 @@ pub(super) fn run_on(rx: Receiver<WriterMsg>, mut on_closed: impl FnMut(ClosedRe
                 start,
                 frames,
             }) => {
-                let open = files
-                    .entry(target.id)
-                    .or_insert_with(|| open_file(target));
+                let open = files.entry(target.id).or_insert_with(|| open_file(target));
                 open.last_block = Instant::now();
                 write_block(open, start, &frames);
             }

@@ -22,8 +22,8 @@ use super::client::{ConnectError, Connection, RealtimeClient};
 use super::wire::SessionSpec;
 use crate::provider::{CallIds, ProviderError};
 
-pub use crate::metrics::REALTIME_PRECONNECTS as PRECONNECTS;
 pub use crate::metrics::REALTIME_PRECONNECT_PENDING as PRECONNECT_PENDING;
+pub use crate::metrics::REALTIME_PRECONNECTS as PRECONNECTS;
 
 type Handshake = Result<Connection, ConnectError>;
 

@@ -42,18 +42,18 @@ pub(super) async fn stream_input(
     ws.read_buffer_size(crate::provider::WS_READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
-        let session = Session {
-            rec,
-            format,
-            inactivity: Duration::from_secs(inactivity),
-            schedule: DEFAULT_SCHEDULE.to_vec(),
-            next_schedule: 0,
-            buffer: String::new(),
-            pending: VecDeque::new(),
-        };
-        let rec = session.run(socket).await;
-        state.requests.push(rec);
-    })
+            let session = Session {
+                rec,
+                format,
+                inactivity: Duration::from_secs(inactivity),
+                schedule: DEFAULT_SCHEDULE.to_vec(),
+                next_schedule: 0,
+                buffer: String::new(),
+                pending: VecDeque::new(),
+            };
+            let rec = session.run(socket).await;
+            state.requests.push(rec);
+        })
 }
 
 /// One WebSocket stream-input connection.

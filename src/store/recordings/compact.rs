@@ -114,13 +114,13 @@ impl<'a> Frames<'a> {
     pub fn next_packet(&mut self) -> Result<Option<usize>, RecordingError> {
         let mut got = 0;
         while got < PACKET_FRAMES {
-            let n = self
-                .reader
-                .read(&mut self.codes[got..])
-                .map_err(|source| RecordingError::Io {
-                    path: self.path.to_owned(),
-                    source,
-                })?;
+            let n =
+                self.reader
+                    .read(&mut self.codes[got..])
+                    .map_err(|source| RecordingError::Io {
+                        path: self.path.to_owned(),
+                        source,
+                    })?;
             if n == 0 {
                 break;
             }

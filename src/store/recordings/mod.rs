@@ -206,7 +206,11 @@ impl RecordingStore {
     pub fn resolve(&self, path: &Path) -> Result<Option<StoredRecording>, RecordingError> {
         let stem = recording_stem(path)?;
         let candidates = [
-            (Format::OggOpus.extension(), Format::OggOpus.content_type(), true),
+            (
+                Format::OggOpus.extension(),
+                Format::OggOpus.content_type(),
+                true,
+            ),
             (Format::Wav.extension(), Format::Wav.content_type(), true),
             (&RAW_SUFFIX[1..], "audio/wav", false),
         ];
@@ -247,7 +251,10 @@ impl RecordingStore {
     /// anything was there. A compaction in progress for it discards its output.
     pub fn delete(&self, path: &Path) -> Result<bool, RecordingError> {
         let stem = recording_stem(path)?;
-        let _guard = self.swap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .swap
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut any = false;
         for ext in [&RAW_SUFFIX[1..], "ogg", "wav", "ogg.part", "wav.part"] {
             let candidate = with_suffix(&stem, ext);
@@ -277,7 +284,10 @@ impl RecordingStore {
         };
         let stem = recording_stem(raw)?;
         let out = with_suffix(&stem, self.format.extension());
-        let _guard = self.swap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .swap
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if !raw.exists() {
             let _ = std::fs::remove_file(part);
             return Err(RecordingError::Deleted(raw.to_owned()));

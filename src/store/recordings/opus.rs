@@ -129,7 +129,10 @@ fn opus_tags() -> Vec<u8> {
 
 /// A stream serial number derived from the file name (FNV-1a), stable for a given call.
 fn serial_of(path: &Path) -> u32 {
-    let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or(b"");
+    let name = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .unwrap_or(b"");
     name.iter().fold(0x811c_9dc5u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })

@@ -54,7 +54,9 @@ impl RecordingStore {
     /// Delete day directories past retention and list orphaned raw files, as of `now`.
     pub fn sweep(&self, now: SystemTime) -> Result<SweepReport, RecordingError> {
         let mut report = SweepReport::default();
-        let today = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+        let today = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400) as i64;
         let cutoff = (self.retention_days > 0).then(|| today - i64::from(self.retention_days));
         for (y, year_dir) in numbered(self.dir())? {
             for (m, month_dir) in numbered(&year_dir)? {

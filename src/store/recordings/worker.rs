@@ -132,7 +132,10 @@ impl Worker {
             }
             Err(RecordingError::Deleted(_)) => {
                 metrics::counter!(RECORDINGS_COMPACTED, "outcome" => "deleted").increment(1);
-                debug!(call_sid = call, "recording deleted before compaction finished");
+                debug!(
+                    call_sid = call,
+                    "recording deleted before compaction finished"
+                );
             }
             Err(RecordingError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && !raw.exists() =>
@@ -156,9 +159,12 @@ impl Worker {
         match self.store.sweep(SystemTime::now()) {
             Ok(report) => {
                 if report.days_deleted > 0 {
-                    info!(days = report.days_deleted, files = report.files_deleted,
+                    info!(
+                        days = report.days_deleted,
+                        files = report.files_deleted,
                         retention_days = self.store.retention_days(),
-                        "recordings past retention deleted");
+                        "recordings past retention deleted"
+                    );
                 }
                 for orphan in report.orphans {
                     if self.stop.load(Ordering::Relaxed) {
