@@ -88,11 +88,13 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Parsed, UploadError> {
     check_columns(header.iter().map(String::as_str))?;
     let mut rows = Rows::default();
     for (i, record) in reader.records().enumerate() {
+        // The file's line, counted from the record's byte offset (the reader's own line count
+        // skips blank lines).
         let line = record
             .as_ref()
             .ok()
             .and_then(|r| r.position())
-            .map_or(i as u64 + 2, |p| p.line()) as u32;
+            .map_or(i + 2, |p| line_at(bytes, p.byte() as usize)) as u32;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -157,6 +159,15 @@ pub fn parse_json(items: &[serde_json::Value]) -> Result<Parsed, UploadError> {
         rows.add(line, fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     }
     Ok(rows.done())
+}
+
+/// The 1-based line of the record read from byte `offset` (blank lines before it skipped).
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    let mut at = offset.min(bytes.len());
+    while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
+        at += 1;
+    }
+    bytes[..at].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 fn scalar(v: &serde_json::Value) -> Option<String> {
