@@ -66,7 +66,7 @@ pub async fn server(
 /// `/api` on a server, as a loopback client (no token configured).
 pub struct Api {
     pub base: String,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 impl Api {
