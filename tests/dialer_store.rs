@@ -21,9 +21,10 @@ fn spec() -> CampaignSpec {
         name: "store".into(),
         caller_id: "+15550009999".into(),
         agent: None,
+        // Open from an hour ago to two hours ahead (UTC), whatever the time of day.
         window: CallingWindow {
-            start: "00:00".into(),
-            end: "23:59".into(),
+            start: (Utc::now() - Duration::hours(1)).format("%H:%M").to_string(),
+            end: (Utc::now() + Duration::hours(2)).format("%H:%M").to_string(),
             days: vec![],
         },
         timezone: "UTC".into(),
