@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use chrono::{Duration, Utc};
 use voxbridge::dialer::DialerStore;
 use voxbridge::dialer::contacts::NewContact;
+use voxbridge::dialer::model::OPTED_OUT;
 use voxbridge::dialer::model::{
     CallingWindow, CampaignSpec, CampaignState, Outcome, Retry, RetryPolicy, VoicemailAction,
 };
 use voxbridge::dialer::store::Claim;
-use voxbridge::store::SqlStore;
+use voxbridge::store::record::Direction;
+use voxbridge::store::{Backend, CallRecord, CallStore, SqlStore};
 
 fn spec() -> CampaignSpec {
     CampaignSpec {
@@ -23,8 +25,12 @@ fn spec() -> CampaignSpec {
         agent: None,
         // Open from an hour ago to two hours ahead (UTC), whatever the time of day.
         window: CallingWindow {
-            start: (Utc::now() - Duration::hours(1)).format("%H:%M").to_string(),
-            end: (Utc::now() + Duration::hours(2)).format("%H:%M").to_string(),
+            start: (Utc::now() - Duration::hours(1))
+                .format("%H:%M")
+                .to_string(),
+            end: (Utc::now() + Duration::hours(2))
+                .format("%H:%M")
+                .to_string(),
             days: vec![],
         },
         timezone: "UTC".into(),
@@ -53,7 +59,8 @@ fn contact(line: u32, phone: &str, tz: Option<&str>) -> NewContact {
     }
 }
 
-async fn claims_and_callbacks(store: DialerStore) {
+async fn claims_and_callbacks(sql: SqlStore, backend: Backend) {
+    let store = DialerStore::new(sql.pool().clone(), backend);
     let now = Utc::now();
     let c = store.create_campaign(&spec(), now).await.unwrap();
     let phones = [
@@ -152,7 +159,17 @@ async fn claims_and_callbacks(store: DialerStore) {
         .unwrap()
         .unwrap();
     assert_eq!(f.outcome, Outcome::Answered);
+    // The agent's verdict in the call record: the person opted out.
+    let mut record = CallRecord::new("CA02", Direction::Outbound, now);
+    record.outcome = Some(OPTED_OUT.into());
+    sql.upsert(&record).await.unwrap();
     assert_eq!(store.settle_due(t2).await.unwrap(), 1);
+    let dnc = store.dnc_list(10, 0).await.unwrap();
+    assert!(
+        dnc.iter()
+            .any(|e| e.phone == "+15550100003" && e.reason == "opt_out"),
+        "{dnc:?}"
+    );
 
     // The last contact, then the busy one again after its delay (attempt 2, the last).
     let Claim::Dial(third) = store.claim(&c.id, "i1", t2).await.unwrap() else {
@@ -192,7 +209,7 @@ async fn claims_and_callbacks(store: DialerStore) {
     };
     assert_eq!(outcome("+15550100001"), Some("busy"));
     assert_eq!(outcome("+15550100002"), Some("do_not_call"));
-    assert_eq!(outcome("+15550100003"), Some("answered"));
+    assert_eq!(outcome("+15550100003"), Some("opted_out"));
     // failed: retried later (default policy: 2 attempts, 300 s).
     let failed = contacts.iter().find(|c| c.phone == "+15550100004").unwrap();
     assert_eq!(
@@ -266,11 +283,7 @@ async fn campaign_tables_on_sqlite() {
     let sql = SqlStore::open(&store_support::store_config(url))
         .await
         .unwrap();
-    claims_and_callbacks(DialerStore::new(
-        sql.pool().clone(),
-        voxbridge::store::Backend::Sqlite,
-    ))
-    .await;
+    claims_and_callbacks(sql, Backend::Sqlite).await;
 }
 
 #[tokio::test]
@@ -282,9 +295,5 @@ async fn campaign_tables_on_postgres() {
     let sql = SqlStore::open(&store_support::store_config(url))
         .await
         .unwrap();
-    claims_and_callbacks(DialerStore::new(
-        sql.pool().clone(),
-        voxbridge::store::Backend::Postgres,
-    ))
-    .await;
+    claims_and_callbacks(sql, Backend::Postgres).await;
 }

@@ -242,6 +242,10 @@ pub fn is_e164(s: &str) -> bool {
         && !digits.starts_with('0')
 }
 
+/// The agent's verdict (call record `outcome`) that puts the number on the do-not-call list
+/// (the Realtime engine's `opt_out` tool, or `set_outcome("opted_out")`).
+pub const OPTED_OUT: &str = "opted_out";
+
 /// The result of one attempt, and a contact's final outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::DialerStore;
 use super::claim::set_done;
 use super::rows::{from_us, us};
-use crate::dialer::model::{CampaignSpec, Outcome};
+use crate::dialer::model::{CampaignSpec, OPTED_OUT, Outcome};
 use crate::store::StoreError;
 
 /// An attempt whose call has not ended (for reconciliation and the AMD callback).
@@ -237,7 +237,7 @@ impl DialerStore {
                 let phone: String = row.try_get("phone")?;
                 let sid: Option<String> = row.try_get("last_call_sid")?;
                 let agent: Option<String> = row.try_get("outcome")?;
-                let opted_out = agent.as_deref() == Some("opted_out");
+                let opted_out = agent.as_deref() == Some(OPTED_OUT);
                 let outcome = if opted_out {
                     Outcome::OptedOut
                 } else {
