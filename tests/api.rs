@@ -442,7 +442,10 @@ async fn the_openapi_document_describes_every_route() {
             }
         }
     }
-    assert_eq!(operations, 23, "the 23 operations of the API (9 for records and live calls, 14 for outbound calls, campaigns and the do-not-call list)");
+    assert_eq!(
+        operations, 23,
+        "the 23 operations of the API (9 for records and live calls, 14 for outbound calls, campaigns and the do-not-call list)"
+    );
     // Every $ref points at a schema the document defines.
     let text = doc.to_string();
     let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -271,7 +271,7 @@ async fn pause_stops_new_dials_at_once_and_resume_continues() {
         .await;
     assert_eq!((s, paused["state"].as_str()), (200, Some("paused")));
     let at_pause = creates();
-    assert!(at_pause >= 2 && at_pause < 8, "{at_pause}");
+    assert!((2..8).contains(&at_pause), "{at_pause}");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         creates(),
