@@ -452,7 +452,10 @@ impl Config {
         self.validate_profiles()?;
         self.realtime.validate()?;
         if self.recording.enabled && self.recording.dir.trim().is_empty() {
-            return invalid("recording.dir", "must name a directory when recording is enabled");
+            return invalid(
+                "recording.dir",
+                "must name a directory when recording is enabled",
+            );
         }
         if self.recording.writer_queue == 0 || self.recording.compact_queue == 0 {
             return invalid("recording.writer_queue", "queues must hold at least 1 item");

@@ -89,7 +89,12 @@ async fn problem(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(ct, "application/problem+json");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().unwrap().starts_with("urn:voxbridge:problem:"));
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:voxbridge:problem:")
+    );
     assert!(!body["title"].as_str().unwrap().is_empty());
     assert!(!body["detail"].as_str().unwrap().is_empty());
     body
@@ -108,7 +113,12 @@ async fn without_tokens_loopback_is_served_and_others_are_not() {
         .await
         .unwrap();
     let body = problem(res, 403).await;
-    assert!(body["detail"].as_str().unwrap().contains("VOXBRIDGE_API_TOKENS"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("VOXBRIDGE_API_TOKENS")
+    );
     // A peer off loopback (as axum's ConnectInfo reports it) is refused.
     let router = api::router(Arc::clone(&api.state));
     let mut req = Request::get("/api/calls").body(Body::empty()).unwrap();
@@ -124,7 +134,10 @@ async fn without_tokens_loopback_is_served_and_others_are_not() {
 async fn with_tokens_a_bearer_token_is_required() {
     let api = start(&format!("other-token-000000000000,{TOKEN}")).await;
     let res = api.get("/api/calls").await;
-    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"voxbridge\"");
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer realm=\"voxbridge\""
+    );
     problem(res, 401).await;
     let wrong = api
         .http
@@ -176,7 +189,10 @@ async fn bad_parameters_are_named_and_unknown_calls_are_404() {
     ] {
         let body = problem(api.get(&format!("/api/calls?{query}")).await, 400).await;
         assert_eq!(body["parameter"], param, "{query}");
-        assert!(body["detail"].as_str().unwrap().starts_with(param), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with(param),
+            "{body}"
+        );
     }
     let body = problem(api.get("/api/calls/CA_unknown").await, 404).await;
     assert!(body["detail"].as_str().unwrap().contains("CA_unknown"));
@@ -196,12 +212,24 @@ async fn list_record_and_transcript() {
         }
         api.store.upsert(&r).await.unwrap();
     }
-    let page: Value = api.get("/api/calls?limit=2&direction=outbound").await.json().await.unwrap();
-    let sids: Vec<&str> = page["calls"].as_array().unwrap().iter().map(|c| c["call_sid"].as_str().unwrap()).collect();
+    let page: Value = api
+        .get("/api/calls?limit=2&direction=outbound")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sids: Vec<&str> = page["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_sid"].as_str().unwrap())
+        .collect();
     assert_eq!(sids, ["CA_l4", "CA_l2"]);
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = api
-        .get(&format!("/api/calls?limit=2&direction=outbound&cursor={cursor}"))
+        .get(&format!(
+            "/api/calls?limit=2&direction=outbound&cursor={cursor}"
+        ))
         .await
         .json()
         .await
@@ -235,7 +263,10 @@ async fn list_record_and_transcript() {
         .unwrap();
     assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
     let text = res.text().await.unwrap();
-    assert!(text.starts_with("[00:00.2] agent: Hello, how can I help?\n"), "{text}");
+    assert!(
+        text.starts_with("[00:00.2] agent: Hello, how can I help?\n"),
+        "{text}"
+    );
     assert!(text.contains("(interrupted)"));
 }
 
@@ -343,7 +374,11 @@ async fn live_calls_and_hangup() {
     problem(gone, 404).await;
     drop(entry);
     let live: Value = api.get("/api/calls/live").await.json().await.unwrap();
-    assert_eq!(live["calls"].as_array().unwrap().len(), 0, "unlisted when the call ends");
+    assert_eq!(
+        live["calls"].as_array().unwrap().len(),
+        0,
+        "unlisted when the call ends"
+    );
 }
 
 #[tokio::test]
@@ -356,7 +391,8 @@ async fn records_off_answer_503_as_problem() {
     );
     let router = api::router(state);
     let mut req = Request::get("/api/calls").body(Body::empty()).unwrap();
-    req.extensions_mut().insert(ConnectInfo::<SocketAddr>("127.0.0.1:1".parse().unwrap()));
+    req.extensions_mut()
+        .insert(ConnectInfo::<SocketAddr>("127.0.0.1:1".parse().unwrap()));
     let res = router.oneshot(req).await.unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
@@ -370,7 +406,11 @@ async fn the_openapi_document_describes_every_route() {
     let api = start("").await;
     let doc: Value = api.get("/api/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc, serde_json::to_value(api::openapi()).unwrap(), "served = generated");
+    assert_eq!(
+        doc,
+        serde_json::to_value(api::openapi()).unwrap(),
+        "served = generated"
+    );
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
     for (path, item) in paths {
@@ -387,7 +427,8 @@ async fn the_openapi_document_describes_every_route() {
                 assert_ne!(status, 405, "{method} {path} documented but not routed");
                 if status == 404 {
                     assert_eq!(
-                        res.headers()["content-type"], "application/problem+json",
+                        res.headers()["content-type"],
+                        "application/problem+json",
                         "{method} {path}: a router 404 (no route), not the handler's"
                     );
                 }
@@ -409,7 +450,14 @@ async fn the_openapi_document_describes_every_route() {
         let name = &piece[..piece.find('"').unwrap()];
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
-    for name in ["CallRecord", "CallPage", "Problem", "Transcript", "LiveCallList", "HangupAccepted"] {
+    for name in [
+        "CallRecord",
+        "CallPage",
+        "Problem",
+        "Transcript",
+        "LiveCallList",
+        "HangupAccepted",
+    ] {
         assert!(schemas.contains_key(name), "schema {name}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

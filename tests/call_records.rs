@@ -104,7 +104,10 @@ fn assert_matches_summary(record: &CallRecord, summary: &CallSummary, call: &Sim
     assert_eq!(record.end_reason.as_deref(), Some("stop"));
     assert_eq!(record.times.duration_ms, Some(summary.duration_ms));
     let agent = summary.agent.as_ref().expect("agent");
-    assert_eq!(record.context.agent_profile.as_deref(), Some(agent.profile.as_str()));
+    assert_eq!(
+        record.context.agent_profile.as_deref(),
+        Some(agent.profile.as_str())
+    );
     assert_eq!(record.context.engine.as_deref(), Some(agent.engine));
     assert_eq!(record.context.custom_parameters, summary.custom_parameters);
     let ended = record.times.ended_at.expect("ended_at");
@@ -237,8 +240,18 @@ async fn echo_call_is_recorded(db: Db) {
     assert!(record.events.actions.is_empty());
     // Found by its filters, not by others.
     let sid = call.call_sid.as_str();
-    assert!(listed(&server, "campaign_id=CMP_records").await.iter().any(|s| s == sid));
-    assert!(listed(&server, "band=good&direction=inbound&end_reason=stop").await.iter().any(|s| s == sid));
+    assert!(
+        listed(&server, "campaign_id=CMP_records")
+            .await
+            .iter()
+            .any(|s| s == sid)
+    );
+    assert!(
+        listed(&server, "band=good&direction=inbound&end_reason=stop")
+            .await
+            .iter()
+            .any(|s| s == sid)
+    );
     assert!(!listed(&server, "band=poor").await.iter().any(|s| s == sid));
     let (status, text) = api_get(&server, &format!("/api/calls/{sid}/transcript")).await;
     assert_eq!(status, 200);
@@ -255,8 +268,14 @@ async fn cascade_conversation_is_recorded(db: Db) {
     let Some(s) = cascade_stack(db, "cascade_conversation_is_recorded").await else {
         return;
     };
-    let said = ["I would like to check the status of my order", "When will it arrive?"];
-    let replies = ["Of course. It shipped yesterday.", "It will arrive tomorrow morning."];
+    let said = [
+        "I would like to check the status of my order",
+        "When will it arrive?",
+    ];
+    let replies = [
+        "Of course. It shipped yesterday.",
+        "It will arrive tomorrow morning.",
+    ];
     for t in said {
         s.deepgram.transcripts.push(t);
     }
@@ -284,10 +303,18 @@ async fn cascade_conversation_is_recorded(db: Db) {
             (RecordRole::Agent, replies[1]),
         ]
     );
-    for agent in record.events.turns.iter().filter(|t| t.role == RecordRole::Agent) {
+    for agent in record
+        .events
+        .turns
+        .iter()
+        .filter(|t| t.role == RecordRole::Agent)
+    {
         let l = agent.latency.expect("latency on an agent turn");
         assert!(
-            l.stt_ms.is_some() && l.agent_ms.is_some() && l.tts_ms.is_some() && l.server_ms.is_some(),
+            l.stt_ms.is_some()
+                && l.agent_ms.is_some()
+                && l.tts_ms.is_some()
+                && l.server_ms.is_some(),
             "{l:?}"
         );
         assert!(!agent.interrupted);
@@ -422,9 +449,19 @@ async fn impaired_line_is_recorded_poor(db: Db) {
         "{timeline:#?}"
     );
     let sid = call.call_sid.as_str();
-    assert!(listed(&server, "band=poor&reason=packet_loss").await.iter().any(|s| s == sid));
+    assert!(
+        listed(&server, "band=poor&reason=packet_loss")
+            .await
+            .iter()
+            .any(|s| s == sid)
+    );
     assert!(!listed(&server, "band=good").await.iter().any(|s| s == sid));
-    assert!(!listed(&server, "reason=clipping").await.iter().any(|s| s == sid));
+    assert!(
+        !listed(&server, "reason=clipping")
+            .await
+            .iter()
+            .any(|s| s == sid)
+    );
 }
 
 macro_rules! on_both_backends {

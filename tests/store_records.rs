@@ -67,11 +67,17 @@ async fn full_record_round_trips(store: Arc<dyn CallStore>) {
     let got = store.get("CA0001").await.expect("get").expect("found");
     assert_eq!(got, record);
     assert!(store.get("CA_missing").await.expect("get").is_none());
-    let page = store.list(&CallFilter::default(), 10, None).await.expect("list");
+    let page = store
+        .list(&CallFilter::default(), 10, None)
+        .await
+        .expect("list");
     let brief = &page.calls[0];
     assert_eq!(brief.call_sid, "CA0001");
     assert_eq!(brief.band, Some(Band::Fair));
-    assert_eq!(brief.reasons, vec![Reason::HighJitter, Reason::SlowResponse]);
+    assert_eq!(
+        brief.reasons,
+        vec![Reason::HighJitter, Reason::SlowResponse]
+    );
     assert_eq!(brief.mos, Some(3.91));
     assert!(brief.has_recording);
     assert_eq!(brief.context, record.context);
@@ -119,7 +125,10 @@ async fn outbound_partial_record_progresses_and_merges(store: Arc<dyn CallStore>
     dial.context.contact_id = Some("contact-7".into());
     dial.context.agent_profile = Some("sales".into());
     assert!(store.create_outbound(&dial).await.expect("create"));
-    assert!(!store.create_outbound(&dial).await.expect("create again"), "only once");
+    assert!(
+        !store.create_outbound(&dial).await.expect("create again"),
+        "only once"
+    );
     assert_eq!(
         store.get("CA0003").await.unwrap().unwrap().status,
         CallStatus::Queued
@@ -156,7 +165,11 @@ async fn outbound_partial_record_progresses_and_merges(store: Arc<dyn CallStore>
     assert_eq!(got.context.contact_id.as_deref(), Some("contact-7"));
     assert_eq!(got.context.agent_profile.as_deref(), Some("sales"));
     assert_eq!(got.context.engine.as_deref(), Some("cascade"));
-    assert_eq!(got.times.started_at, at(20), "the dial time stays the start");
+    assert_eq!(
+        got.times.started_at,
+        at(20),
+        "the dial time stays the start"
+    );
     assert_eq!(got.times.answered_at, Some(at(25)));
     assert_eq!(got.events, fin.events);
     assert_eq!(got.quality, fin.quality);
@@ -176,17 +189,110 @@ async fn outbound_partial_record_progresses_and_merges(store: Arc<dyn CallStore>
     ));
 }
 
+/// One seeded call: sid, start, direction, from, band, reasons, end reason, profile, campaign.
+type Spec<'a> = (
+    &'a str,
+    i64,
+    Direction,
+    &'a str,
+    Band,
+    &'a [Reason],
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+
 /// Eight calls that differ in every filtered column.
 async fn seed_for_filters(store: &dyn CallStore) {
-    let specs: [(&str, i64, Direction, &str, Band, &[Reason], &str, &str, Option<&str>); 8] = [
-        ("CA_a", 100, Direction::Inbound, "+1000", Band::Good, &[], "stop", "support", None),
-        ("CA_b", 200, Direction::Outbound, "+2000", Band::Fair, &[Reason::HighJitter], "stop", "sales", Some("c1")),
-        ("CA_c", 300, Direction::Outbound, "+3000", Band::Poor, &[Reason::DeadAir, Reason::LowMos], "idle_timeout", "sales", Some("c1")),
-        ("CA_d", 400, Direction::Inbound, "+1000", Band::Poor, &[Reason::PacketLoss], "abrupt_disconnect", "support", None),
-        ("CA_e", 500, Direction::Outbound, "+5000", Band::Good, &[], "agent_hangup", "sales", Some("c2")),
-        ("CA_f", 600, Direction::Inbound, "+6000", Band::Fair, &[Reason::PacketLoss, Reason::HighJitter], "stop", "survey", None),
-        ("CA_g", 700, Direction::Inbound, "+7000", Band::Good, &[], "stop", "support", None),
-        ("CA_h", 800, Direction::Outbound, "+1000", Band::Fair, &[Reason::Clipping], "stop", "sales", Some("c2")),
+    let specs: [Spec; 8] = [
+        (
+            "CA_a",
+            100,
+            Direction::Inbound,
+            "+1000",
+            Band::Good,
+            &[],
+            "stop",
+            "support",
+            None,
+        ),
+        (
+            "CA_b",
+            200,
+            Direction::Outbound,
+            "+2000",
+            Band::Fair,
+            &[Reason::HighJitter],
+            "stop",
+            "sales",
+            Some("c1"),
+        ),
+        (
+            "CA_c",
+            300,
+            Direction::Outbound,
+            "+3000",
+            Band::Poor,
+            &[Reason::DeadAir, Reason::LowMos],
+            "idle_timeout",
+            "sales",
+            Some("c1"),
+        ),
+        (
+            "CA_d",
+            400,
+            Direction::Inbound,
+            "+1000",
+            Band::Poor,
+            &[Reason::PacketLoss],
+            "abrupt_disconnect",
+            "support",
+            None,
+        ),
+        (
+            "CA_e",
+            500,
+            Direction::Outbound,
+            "+5000",
+            Band::Good,
+            &[],
+            "agent_hangup",
+            "sales",
+            Some("c2"),
+        ),
+        (
+            "CA_f",
+            600,
+            Direction::Inbound,
+            "+6000",
+            Band::Fair,
+            &[Reason::PacketLoss, Reason::HighJitter],
+            "stop",
+            "survey",
+            None,
+        ),
+        (
+            "CA_g",
+            700,
+            Direction::Inbound,
+            "+7000",
+            Band::Good,
+            &[],
+            "stop",
+            "support",
+            None,
+        ),
+        (
+            "CA_h",
+            800,
+            Direction::Outbound,
+            "+1000",
+            Band::Fair,
+            &[Reason::Clipping],
+            "stop",
+            "sales",
+            Some("c2"),
+        ),
     ];
     for (sid, t, dir, caller, band, reasons, end, agent, campaign) in specs {
         let mut r = full_record(sid, at(t));
@@ -216,25 +322,129 @@ async fn every_filter_selects_exactly(store: Arc<dyn CallStore>) {
     let all = sids(s, f()).await;
     assert_eq!(all.len(), 8);
     let cases: Vec<(&str, CallFilter, BTreeSet<String>)> = vec![
-        ("since", CallFilter { since: Some(at(500)), ..f() }, set(&["CA_e", "CA_f", "CA_g", "CA_h"])),
-        ("until", CallFilter { until: Some(at(300)), ..f() }, set(&["CA_a", "CA_b"])),
-        ("range", CallFilter { since: Some(at(200)), until: Some(at(401)), ..f() }, set(&["CA_b", "CA_c", "CA_d"])),
-        ("direction", CallFilter { direction: Some(Direction::Outbound), ..f() }, set(&["CA_b", "CA_c", "CA_e", "CA_h"])),
-        ("status", CallFilter { status: Some(CallStatus::NoAnswer), ..f() }, set(&["CA_g"])),
-        ("number from or to", CallFilter { number: Some("+1000".into()), ..f() }, set(&["CA_a", "CA_d", "CA_h"])),
-        ("number other side", CallFilter { number: Some("+9999".into()), ..f() }, all.clone()),
-        ("band", CallFilter { band: Some(Band::Poor), ..f() }, set(&["CA_c", "CA_d"])),
-        ("reason", CallFilter { reason: Some(Reason::PacketLoss), ..f() }, set(&["CA_d", "CA_f"])),
-        ("reason jitter", CallFilter { reason: Some(Reason::HighJitter), ..f() }, set(&["CA_b", "CA_f"])),
-        ("end reason", CallFilter { end_reason: Some("idle_timeout".into()), ..f() }, set(&["CA_c"])),
-        ("agent", CallFilter { agent_profile: Some("survey".into()), ..f() }, set(&["CA_f"])),
-        ("campaign", CallFilter { campaign_id: Some("c2".into()), ..f() }, set(&["CA_e", "CA_h"])),
+        (
+            "since",
+            CallFilter {
+                since: Some(at(500)),
+                ..f()
+            },
+            set(&["CA_e", "CA_f", "CA_g", "CA_h"]),
+        ),
+        (
+            "until",
+            CallFilter {
+                until: Some(at(300)),
+                ..f()
+            },
+            set(&["CA_a", "CA_b"]),
+        ),
+        (
+            "range",
+            CallFilter {
+                since: Some(at(200)),
+                until: Some(at(401)),
+                ..f()
+            },
+            set(&["CA_b", "CA_c", "CA_d"]),
+        ),
+        (
+            "direction",
+            CallFilter {
+                direction: Some(Direction::Outbound),
+                ..f()
+            },
+            set(&["CA_b", "CA_c", "CA_e", "CA_h"]),
+        ),
+        (
+            "status",
+            CallFilter {
+                status: Some(CallStatus::NoAnswer),
+                ..f()
+            },
+            set(&["CA_g"]),
+        ),
+        (
+            "number from or to",
+            CallFilter {
+                number: Some("+1000".into()),
+                ..f()
+            },
+            set(&["CA_a", "CA_d", "CA_h"]),
+        ),
+        (
+            "number other side",
+            CallFilter {
+                number: Some("+9999".into()),
+                ..f()
+            },
+            all.clone(),
+        ),
+        (
+            "band",
+            CallFilter {
+                band: Some(Band::Poor),
+                ..f()
+            },
+            set(&["CA_c", "CA_d"]),
+        ),
+        (
+            "reason",
+            CallFilter {
+                reason: Some(Reason::PacketLoss),
+                ..f()
+            },
+            set(&["CA_d", "CA_f"]),
+        ),
+        (
+            "reason jitter",
+            CallFilter {
+                reason: Some(Reason::HighJitter),
+                ..f()
+            },
+            set(&["CA_b", "CA_f"]),
+        ),
+        (
+            "end reason",
+            CallFilter {
+                end_reason: Some("idle_timeout".into()),
+                ..f()
+            },
+            set(&["CA_c"]),
+        ),
+        (
+            "agent",
+            CallFilter {
+                agent_profile: Some("survey".into()),
+                ..f()
+            },
+            set(&["CA_f"]),
+        ),
+        (
+            "campaign",
+            CallFilter {
+                campaign_id: Some("c2".into()),
+                ..f()
+            },
+            set(&["CA_e", "CA_h"]),
+        ),
         (
             "combined",
-            CallFilter { direction: Some(Direction::Outbound), band: Some(Band::Fair), campaign_id: Some("c1".into()), ..f() },
+            CallFilter {
+                direction: Some(Direction::Outbound),
+                band: Some(Band::Fair),
+                campaign_id: Some("c1".into()),
+                ..f()
+            },
             set(&["CA_b"]),
         ),
-        ("nothing", CallFilter { agent_profile: Some("nobody".into()), ..f() }, set(&[])),
+        (
+            "nothing",
+            CallFilter {
+                agent_profile: Some("nobody".into()),
+                ..f()
+            },
+            set(&[]),
+        ),
     ];
     for (name, filter, want) in cases {
         assert_eq!(sids(s, filter).await, want, "filter {name}");
@@ -310,14 +520,25 @@ async fn recording_location_set_and_clear(store: Arc<dyn CallStore>) {
     let mut record = full_record("CA0005", at(0));
     record.recording = None;
     store.upsert(&record).await.unwrap();
-    assert!(store.get("CA0005").await.unwrap().unwrap().recording.is_none());
+    assert!(
+        store
+            .get("CA0005")
+            .await
+            .unwrap()
+            .unwrap()
+            .recording
+            .is_none()
+    );
 
     let wav = Recording {
         location: "data/recordings/CA0005.wav".into(),
         content_type: "audio/wav".into(),
     };
     store.set_recording("CA0005", Some(&wav)).await.unwrap();
-    assert_eq!(store.get("CA0005").await.unwrap().unwrap().recording, Some(wav.clone()));
+    assert_eq!(
+        store.get("CA0005").await.unwrap().unwrap().recording,
+        Some(wav.clone())
+    );
 
     // A repeated final record (a retry) does not replace the stored location.
     let mut retry = record.clone();
@@ -326,7 +547,10 @@ async fn recording_location_set_and_clear(store: Arc<dyn CallStore>) {
         content_type: "audio/ogg".into(),
     });
     store.upsert(&retry).await.unwrap();
-    assert_eq!(store.get("CA0005").await.unwrap().unwrap().recording, Some(wav));
+    assert_eq!(
+        store.get("CA0005").await.unwrap().unwrap().recording,
+        Some(wav)
+    );
 
     store.set_recording("CA0005", None).await.unwrap();
     let got = store.get("CA0005").await.unwrap().unwrap();

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use store_support::{at, full_record, store_config};
 use voxbridge::config::StoreConfig;
+use voxbridge::sim::{SimCall, Step};
 use voxbridge::store::filter::CallFilter;
 use voxbridge::store::record::{CallProgress, CallStatus, Recording};
-use voxbridge::sim::{SimCall, Step};
 use voxbridge::store::{CallStore, RecordWriter, SqlStore};
 
 fn fast_retries(mut cfg: StoreConfig) -> StoreConfig {
@@ -81,7 +81,10 @@ async fn sqlite_overflow_keeps_every_record() {
     writer.submit_progress(CallProgress::new("CA_q001", CallStatus::Failed, at(1000)));
     assert!(writer.flush(Duration::from_secs(60)).await, "flushed");
     let stats = writer.stats();
-    assert!(stats.queue_full > 0, "the small queue overflowed: {stats:?}");
+    assert!(
+        stats.queue_full > 0,
+        "the small queue overflowed: {stats:?}"
+    );
     assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_eq!(stats.written, 302, "{stats:?}");
     assert_eq!(stats.pending, 0);
@@ -126,7 +129,11 @@ async fn postgres_outage_loses_nothing() {
     // Let the writer fail a few times while the database is down.
     let deadline = Instant::now() + Duration::from_secs(30);
     while writer.stats().retries < 3 {
-        assert!(Instant::now() < deadline, "no retries: {:?}", writer.stats());
+        assert!(
+            Instant::now() < deadline,
+            "no retries: {:?}",
+            writer.stats()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(writer.pending(), 50, "{:?}", writer.stats());
@@ -137,7 +144,10 @@ async fn postgres_outage_loses_nothing() {
     let stats = writer.stats();
     assert_eq!(stats.pending, 60, "{stats:?}");
     assert_eq!(stats.dropped, 5, "{stats:?}");
-    assert!(!writer.flush(Duration::from_millis(300)).await, "cannot flush while down");
+    assert!(
+        !writer.flush(Duration::from_millis(300)).await,
+        "cannot flush while down"
+    );
 
     pg_ctl(&["start", "-w"]);
     assert!(
@@ -165,7 +175,10 @@ async fn postgres_outage_loses_nothing() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert!(value("voxbridge_store_write_retries_total") >= 3.0, "{text}");
+    assert!(
+        value("voxbridge_store_write_retries_total") >= 3.0,
+        "{text}"
+    );
     assert!(value("voxbridge_store_records_dropped_total{reason=\"backlog_full\"}") >= 5.0);
     assert!(text.contains("# HELP voxbridge_store_write_retries_total"));
     assert!(text.contains("voxbridge_store_writes_total{outcome=\"error\"}"));
@@ -204,7 +217,11 @@ async fn calls_carry_on_while_postgres_is_down() {
     for (sid, call) in sids.iter().zip(running) {
         let report = call.await.expect("join").expect("call");
         assert_eq!(report.timeouts, 0, "{sid}: {report}");
-        assert_eq!(report.response_latencies_ms.len(), 1, "{sid} heard its echo: {report}");
+        assert_eq!(
+            report.response_latencies_ms.len(),
+            1,
+            "{sid} heard its echo: {report}"
+        );
         let summary = summaries.get(sid).await;
         assert_eq!(summary.end_reason.as_str(), "stop", "{sid}");
         assert_eq!(summary.responses_played, 1, "{sid}");
@@ -212,12 +229,19 @@ async fn calls_carry_on_while_postgres_is_down() {
     // All 50 are waiting, and the writer has been retrying.
     let deadline = Instant::now() + Duration::from_secs(30);
     while writer.stats().retries == before.retries {
-        assert!(Instant::now() < deadline, "no retries: {:?}", writer.stats());
+        assert!(
+            Instant::now() < deadline,
+            "no retries: {:?}",
+            writer.stats()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let down = writer.stats();
     assert_eq!(down.pending, 50, "{down:?}");
-    assert!(down.queue_full > before.queue_full, "the 8-record queue overflowed: {down:?}");
+    assert!(
+        down.queue_full > before.queue_full,
+        "the 8-record queue overflowed: {down:?}"
+    );
 
     pg_ctl(&["start", "-w"]);
     assert!(
@@ -233,7 +257,11 @@ async fn calls_carry_on_while_postgres_is_down() {
     let store = SqlStore::open(&store_config(url)).await.expect("open");
     assert_eq!(count(&store).await, 50);
     for sid in &sids {
-        let r = store.get(sid).await.unwrap().unwrap_or_else(|| panic!("{sid} lost"));
+        let r = store
+            .get(sid)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{sid} lost"));
         assert_eq!(r.status, CallStatus::Completed);
         assert_eq!(r.events.turns.len(), 2, "{sid}: caller and echo");
         assert!(r.quality.is_some());

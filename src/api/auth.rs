@@ -55,7 +55,11 @@ impl ApiAuth {
 
     /// Tokens from a comma-separated list (blank entries ignored).
     pub fn from_list(raw: &str, production: bool) -> Result<Self, AuthError> {
-        let tokens: Vec<&str> = raw.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+        let tokens: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
         if production && tokens.is_empty() {
             return Err(AuthError::NoToken);
         }
@@ -78,7 +82,10 @@ impl ApiAuth {
                 "{TOKENS_ENV} is not set: the REST API answers only to loopback clients (127.0.0.1, ::1)"
             );
         } else {
-            tracing::info!(tokens = auth.digests.len(), "REST API requires a bearer token");
+            tracing::info!(
+                tokens = auth.digests.len(),
+                "REST API requires a bearer token"
+            );
         }
         Ok(auth)
     }
@@ -135,7 +142,10 @@ fn check(auth: &ApiAuth, req: &Request) -> Result<(), Problem> {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match token {
         Some(t) if auth.accepts(t) => Ok(()),
@@ -158,7 +168,10 @@ mod tests {
         assert!(a.accepts("second-token-abcdef"));
         assert!(!a.accepts("second-token-abcde"));
         assert!(!a.accepts(""));
-        assert!(matches!(ApiAuth::from_list("", true), Err(AuthError::NoToken)));
+        assert!(matches!(
+            ApiAuth::from_list("", true),
+            Err(AuthError::NoToken)
+        ));
         assert!(matches!(
             ApiAuth::from_list("long-enough-token-1,short", true),
             Err(AuthError::WeakToken { index: 2 })

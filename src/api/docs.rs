@@ -120,7 +120,9 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Operation) {
         })
         .collect();
     if !params.is_empty() {
-        out.push_str("<table><tr><th>parameter</th><th>in</th><th></th><th>description</th></tr>\n");
+        out.push_str(
+            "<table><tr><th>parameter</th><th>in</th><th></th><th>description</th></tr>\n",
+        );
         for p in params {
             let place = match p.parameter_in {
                 ParameterIn::Path => "path",
@@ -147,7 +149,11 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Operation) {
             RefOr::T(r) => r.description.clone(),
             RefOr::Ref(_) => String::new(),
         };
-        out.push_str(&format!("<li><code>{}</code> {}</li>\n", esc(status), esc(&text)));
+        out.push_str(&format!(
+            "<li><code>{}</code> {}</li>\n",
+            esc(status),
+            esc(&text)
+        ));
     }
     out.push_str("</ul></section>\n");
 }

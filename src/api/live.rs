@@ -106,7 +106,12 @@ pub struct HangupAccepted {
 )]
 pub async fn list(State(state): State<Arc<ApiState>>) -> Json<LiveCallList> {
     Json(LiveCallList {
-        calls: state.live.list().into_iter().map(LiveCall::from_stats).collect(),
+        calls: state
+            .live
+            .list()
+            .into_iter()
+            .map(LiveCall::from_stats)
+            .collect(),
     })
 }
 

@@ -83,7 +83,9 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListRequest, Problem> {
         match key.as_str() {
             "since" => f.since = Some(time(key, v)?),
             "until" => f.until = Some(time(key, v)?),
-            "direction" => f.direction = Some(one_of(key, v, Direction::parse, "inbound, outbound")?),
+            "direction" => {
+                f.direction = Some(one_of(key, v, Direction::parse, "inbound, outbound")?)
+            }
             "status" => f.status = Some(one_of(key, v, CallStatus::parse, &statuses())?),
             "number" => f.number = Some(text(key, v)?),
             "band" => f.band = Some(one_of(key, v, band, "good, fair, poor")?),
@@ -117,12 +119,15 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListRequest, Problem> {
 fn time(key: &str, v: &str) -> Result<DateTime<Utc>, Problem> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            Problem::bad_parameter(key, format!("{v:?} is not an RFC 3339 time ({e})"))
-        })
+        .map_err(|e| Problem::bad_parameter(key, format!("{v:?} is not an RFC 3339 time ({e})")))
 }
 
-fn one_of<T>(key: &str, v: &str, parse: fn(&str) -> Option<T>, allowed: &str) -> Result<T, Problem> {
+fn one_of<T>(
+    key: &str,
+    v: &str,
+    parse: fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<T, Problem> {
     parse(v).ok_or_else(|| Problem::bad_parameter(key, format!("{v:?} is not one of {allowed}")))
 }
 
@@ -156,7 +161,8 @@ fn text(key: &str, v: &str) -> Result<String, Problem> {
 
 fn end_reason(key: &str, v: &str) -> Result<String, Problem> {
     let ok = (1..=64).contains(&v.len())
-        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(v.to_owned())
     } else {

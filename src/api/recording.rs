@@ -65,7 +65,9 @@ pub async fn get(
 ) -> Result<Response, Problem> {
     let record = state.record(&call_sid).await?;
     let Some(recording) = record.recording else {
-        return Err(Problem::not_found(format!("call {call_sid} has no recording")));
+        return Err(Problem::not_found(format!(
+            "call {call_sid} has no recording"
+        )));
     };
     let Some(file) = resolve(&state, &call_sid, &recording.location).await? else {
         tracing::warn!(call_sid = %call_sid, location = %recording.location, "recording file missing");
@@ -85,8 +87,10 @@ pub async fn get(
             Problem::internal(format!("the recording of call {call_sid} cannot be read"))
         })?;
     let mut res = res.map(Body::new);
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(res)
 }
 
@@ -140,7 +144,9 @@ pub async fn delete(
 ) -> Result<Response, Problem> {
     let record = state.record(&call_sid).await?;
     let Some(recording) = record.recording else {
-        return Err(Problem::not_found(format!("call {call_sid} has no recording")));
+        return Err(Problem::not_found(format!(
+            "call {call_sid} has no recording"
+        )));
     };
     let store = state.recordings.clone();
     let path = PathBuf::from(&recording.location);

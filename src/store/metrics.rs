@@ -1,7 +1,9 @@
 //! The record writer's metric label values (the names and help texts are in
 //! [`crate::metrics::CATALOGUE`]). No per-call labels.
 
-pub use crate::metrics::{STORE_DROPPED, STORE_PENDING, STORE_QUEUE_FULL, STORE_RETRIES, STORE_WRITES};
+pub use crate::metrics::{
+    STORE_DROPPED, STORE_PENDING, STORE_QUEUE_FULL, STORE_RETRIES, STORE_WRITES,
+};
 
 /// `outcome` of a write attempt.
 pub const OUTCOME_OK: &str = "ok";

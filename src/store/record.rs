@@ -185,7 +185,11 @@ pub struct CallRecord {
 
 impl CallRecord {
     /// A new record with nothing but its id, direction and start.
-    pub fn new(call_sid: impl Into<String>, direction: Direction, started_at: DateTime<Utc>) -> Self {
+    pub fn new(
+        call_sid: impl Into<String>,
+        direction: Direction,
+        started_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             call_sid: call_sid.into(),
             stream_sid: None,

@@ -44,7 +44,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 pub async fn sqlite() -> Arc<dyn CallStore> {
     let dir = temp_dir("sqlite");
     let url = format!("sqlite://{}/sub/records.db", dir.display());
-    Arc::new(SqlStore::open(&store_config(url)).await.expect("open sqlite"))
+    Arc::new(
+        SqlStore::open(&store_config(url))
+            .await
+            .expect("open sqlite"),
+    )
 }
 
 /// The throwaway cluster's URL, or `None` (skip, loudly) — a failure under
@@ -101,7 +105,9 @@ pub async fn fresh_postgres_db(admin_url: &str, test: &str) -> String {
 pub async fn postgres(test: &str) -> Option<Arc<dyn CallStore>> {
     let admin = postgres_url(test)?;
     let url = fresh_postgres_db(&admin, test).await;
-    let store = SqlStore::open(&store_config(url)).await.expect("open postgres");
+    let store = SqlStore::open(&store_config(url))
+        .await
+        .expect("open postgres");
     Some(Arc::new(store))
 }
 
@@ -204,7 +210,11 @@ pub fn full_record(call_sid: &str, started: DateTime<Utc>) -> CallRecord {
                 jitter_ms: 2.0 + f64::from(t),
                 loss_pct: 0.0,
                 mos: Some(4.2),
-                alerts: if t >= 6 { vec![Reason::HighJitter] } else { vec![] },
+                alerts: if t >= 6 {
+                    vec![Reason::HighJitter]
+                } else {
+                    vec![]
+                },
             })
             .collect(),
     };

@@ -79,7 +79,8 @@ impl RecordTap {
                 end,
                 response,
             } => {
-                let (start_ms, end_ms) = (self.offset_ms(start.unwrap_or(end)), self.offset_ms(end));
+                let (start_ms, end_ms) =
+                    (self.offset_ms(start.unwrap_or(end)), self.offset_ms(end));
                 let latency = response.and_then(|id| self.take_latency(id));
                 let Some(r) = &mut self.record else { return };
                 if r.events.turns.len() < MAX_TURNS {
@@ -104,7 +105,10 @@ impl RecordTap {
                 // Attach to the response's line if it came first, else keep it for the line.
                 let turns = self.record.as_mut().map(|r| &mut r.events.turns);
                 let found = turns.and_then(|turns| {
-                    let i = self.turn_responses.iter().rposition(|r| *r == Some(response))?;
+                    let i = self
+                        .turn_responses
+                        .iter()
+                        .rposition(|r| *r == Some(response))?;
                     turns.get_mut(i)
                 });
                 match found {

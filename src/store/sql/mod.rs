@@ -185,9 +185,8 @@ fn prepare_url(url: &str) -> Result<(Backend, String), StoreError> {
     if path != ":memory:" {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
     }
     let url = if query.contains("mode=") {
@@ -221,7 +220,10 @@ mod tests {
     #[test]
     fn urls() {
         let (b, u) = prepare_url("sqlite::memory:").unwrap();
-        assert_eq!((b, u.as_str()), (Backend::Sqlite, "sqlite://:memory:?mode=rwc"));
+        assert_eq!(
+            (b, u.as_str()),
+            (Backend::Sqlite, "sqlite://:memory:?mode=rwc")
+        );
         let (b, u) = prepare_url("postgres://u:p@h/db").unwrap();
         assert_eq!((b, u.as_str()), (Backend::Postgres, "postgres://u:p@h/db"));
         assert!(prepare_url("mysql://h/db").is_err());

@@ -241,7 +241,10 @@ pub fn record(row: &AnyRow) -> Result<CallRecord, StoreError> {
         }),
         (None, _) => None,
     };
-    let recording = match (r.text("recording_location")?, r.text("recording_content_type")?) {
+    let recording = match (
+        r.text("recording_location")?,
+        r.text("recording_content_type")?,
+    ) {
         (Some(location), content_type) => Some(Recording {
             location,
             content_type: content_type.unwrap_or_else(|| "application/octet-stream".into()),

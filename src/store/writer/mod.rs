@@ -27,9 +27,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
+use super::CallStore;
 use super::metrics::{DropReason, STORE_DROPPED, STORE_PENDING, STORE_QUEUE_FULL};
 use super::record::{CallProgress, CallRecord, Recording};
-use super::CallStore;
 use crate::config::StoreConfig;
 
 /// Attempts before a write the database rejects for a non-transient reason is dropped.
@@ -210,7 +210,11 @@ impl RecordWriter {
             return;
         }
         if !shared.reserve() {
-            shared.dropped(&op, DropReason::BacklogFull, "store.max_pending records held");
+            shared.dropped(
+                &op,
+                DropReason::BacklogFull,
+                "store.max_pending records held",
+            );
             return;
         }
         let mut overflow = match shared.overflow.lock() {

@@ -89,7 +89,10 @@ pub async fn run(
                 shared.done(1);
                 backoff.reset();
                 if std::mem::take(&mut outage) {
-                    info!(pending = *shared.pending.borrow(), "call record store is back");
+                    info!(
+                        pending = *shared.pending.borrow(),
+                        "call record store is back"
+                    );
                 }
             }
             Err(e) => {
