@@ -413,6 +413,7 @@ async fn the_openapi_document_describes_every_route() {
     );
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
+    let mut ids: Vec<String> = Vec::new();
     for (path, item) in paths {
         let concrete = path.replace("{call_sid}", "CA_unknown");
         for method in ["get", "post", "put", "patch", "delete"] {
@@ -424,6 +425,9 @@ async fn the_openapi_document_describes_every_route() {
             let status = res.status().as_u16();
             if let Some(op) = item.get(method) {
                 operations += 1;
+                let id = op["operationId"].as_str().expect("operationId").to_owned();
+                assert!(!ids.contains(&id), "operationId {id} is not unique");
+                ids.push(id);
                 assert_ne!(status, 405, "{method} {path} documented but not routed");
                 if status == 404 {
                     assert_eq!(

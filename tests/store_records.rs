@@ -189,19 +189,22 @@ async fn outbound_partial_record_progresses_and_merges(store: Arc<dyn CallStore>
     ));
 }
 
+/// One seeded call: sid, start, direction, from, band, reasons, end reason, profile, campaign.
+type Spec<'a> = (
+    &'a str,
+    i64,
+    Direction,
+    &'a str,
+    Band,
+    &'a [Reason],
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+
 /// Eight calls that differ in every filtered column.
 async fn seed_for_filters(store: &dyn CallStore) {
-    let specs: [(
-        &str,
-        i64,
-        Direction,
-        &str,
-        Band,
-        &[Reason],
-        &str,
-        &str,
-        Option<&str>,
-    ); 8] = [
+    let specs: [Spec; 8] = [
         (
             "CA_a",
             100,

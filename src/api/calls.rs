@@ -21,6 +21,7 @@ use crate::store::record::CallRecord;
 #[utoipa::path(
     get,
     path = "/api/calls",
+    operation_id = "listCalls",
     tag = "calls",
     params(ListQuery),
     security(("bearer" = [])),
@@ -51,6 +52,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/calls/{call_sid}",
+    operation_id = "getCall",
     tag = "calls",
     params(CallSidParam),
     security(("bearer" = [])),
@@ -77,6 +79,7 @@ pub async fn get(
 #[utoipa::path(
     get,
     path = "/api/calls/{call_sid}/transcript",
+    operation_id = "getTranscript",
     tag = "calls",
     params(CallSidParam),
     security(("bearer" = [])),

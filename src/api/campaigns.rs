@@ -40,7 +40,7 @@ impl From<TransitionError> for Problem {
 }
 
 /// Create a campaign (state `draft`)
-#[utoipa::path(post, path = "/api/campaigns", tag = "campaigns", request_body = CampaignSpec,
+#[utoipa::path(post, operation_id = "createCampaign", path = "/api/campaigns", tag = "campaigns", request_body = CampaignSpec,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = Campaign),
@@ -64,7 +64,7 @@ pub async fn create(
 }
 
 /// List campaigns
-#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listCampaigns", path = "/api/campaigns", tag = "campaigns", security(("bearer" = [])),
     responses(
         (status = 200, description = "Newest first (at most 500)", body = [Campaign]),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
@@ -77,7 +77,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<Campaig
 /// A campaign and its progress
 ///
 /// Counts of contacts by state and by outcome, calls in progress and the dial rate.
-#[utoipa::path(get, path = "/api/campaigns/{id}", tag = "campaigns",
+#[utoipa::path(get, operation_id = "getCampaign", path = "/api/campaigns/{id}", tag = "campaigns",
     params(("id" = String, Path, description = "Campaign id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The campaign", body = CampaignProgress),
@@ -104,7 +104,7 @@ pub async fn get(
 /// `timezone` (IANA), every other column a variable. JSON: an array of objects with the same
 /// keys (and optionally a `variables` object). Invalid rows are reported by line; valid rows
 /// are added.
-#[utoipa::path(post, path = "/api/campaigns/{id}/contacts", tag = "campaigns",
+#[utoipa::path(post, operation_id = "uploadContacts", path = "/api/campaigns/{id}/contacts", tag = "campaigns",
     params(("id" = String, Path, description = "Campaign id")),
     request_body(content((String = "text/csv"), (Object = "application/json"))),
     security(("bearer" = [])),
@@ -157,7 +157,7 @@ pub async fn upload(
 }
 
 /// A campaign's contacts with their attempts
-#[utoipa::path(get, path = "/api/campaigns/{id}/contacts", tag = "campaigns",
+#[utoipa::path(get, operation_id = "listContacts", path = "/api/campaigns/{id}/contacts", tag = "campaigns",
     params(("id" = String, Path, description = "Campaign id"), Page), security(("bearer" = [])),
     responses(
         (status = 200, description = "Contacts in upload order, each with its attempts and links to the call records", body = [Contact]),
@@ -182,7 +182,7 @@ pub async fn contacts(
 ///
 /// One row per contact: line, phone, name, state, outcome, attempts, the agent's verdict and
 /// the last call's id.
-#[utoipa::path(get, path = "/api/campaigns/{id}/results.csv", tag = "campaigns",
+#[utoipa::path(get, operation_id = "exportResults", path = "/api/campaigns/{id}/results.csv", tag = "campaigns",
     params(("id" = String, Path, description = "Campaign id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "CSV", body = String, content_type = "text/csv"),
@@ -267,9 +267,9 @@ async fn transition(
 }
 
 macro_rules! state_change {
-    ($name:ident, $path:literal, $to:expr, $doc:literal) => {
+    ($name:ident, $op:literal, $path:literal, $to:expr, $doc:literal) => {
         #[doc = $doc]
-        #[utoipa::path(post, path = $path, tag = "campaigns",
+        #[utoipa::path(post, operation_id = $op, path = $path, tag = "campaigns",
             params(("id" = String, Path, description = "Campaign id")), security(("bearer" = [])),
             responses(
                 (status = 200, description = "The campaign in its new state", body = Campaign),
@@ -289,24 +289,28 @@ macro_rules! state_change {
 
 state_change!(
     start,
+    "startCampaign",
     "/api/campaigns/{id}/start",
     CampaignState::Running,
     "Start a draft campaign (it needs contacts)"
 );
 state_change!(
     pause,
+    "pauseCampaign",
     "/api/campaigns/{id}/pause",
     CampaignState::Paused,
     "Pause: no new dial after the answer; calls in progress finish"
 );
 state_change!(
     resume,
+    "resumeCampaign",
     "/api/campaigns/{id}/resume",
     CampaignState::Running,
     "Resume a paused campaign"
 );
 state_change!(
     cancel,
+    "cancelCampaign",
     "/api/campaigns/{id}/cancel",
     CampaignState::Cancelled,
     "Cancel: no new dial; pending contacts end as `cancelled`; calls in progress finish"

@@ -34,7 +34,7 @@ pub struct Page {
 }
 
 /// The do-not-call list
-#[utoipa::path(get, path = "/api/dnc", tag = "campaigns", params(Page), security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listDnc", path = "/api/dnc", tag = "campaigns", params(Page), security(("bearer" = [])),
     responses(
         (status = 200, description = "Numbers never dialled", body = [DncEntry]),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
@@ -54,7 +54,7 @@ pub async fn list(
 }
 
 /// Add a number to the do-not-call list
-#[utoipa::path(post, path = "/api/dnc", tag = "campaigns", request_body = NewDnc, security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "addDnc", path = "/api/dnc", tag = "campaigns", request_body = NewDnc, security(("bearer" = [])),
     responses(
         (status = 201, description = "Added (or already there)", body = DncEntry),
         (status = 400, description = "Not an E.164 number", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +87,7 @@ pub async fn add(
 }
 
 /// Take a number off the do-not-call list
-#[utoipa::path(delete, path = "/api/dnc/{phone}", tag = "campaigns",
+#[utoipa::path(delete, operation_id = "removeDnc", path = "/api/dnc/{phone}", tag = "campaigns",
     params(("phone" = String, Path, description = "E.164 number")), security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),

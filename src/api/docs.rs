@@ -23,6 +23,7 @@ static DOC_HTML: LazyLock<String> = LazyLock::new(|| render(&super::openapi()));
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
+    operation_id = "getOpenApi",
     tag = "docs",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object, content_type = "application/json"))
 )]
@@ -41,6 +42,7 @@ pub async fn openapi_json() -> Response {
 #[utoipa::path(
     get,
     path = "/api/docs",
+    operation_id = "getDocs",
     tag = "docs",
     responses((status = 200, description = "The reference page", body = String, content_type = "text/html"))
 )]

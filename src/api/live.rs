@@ -96,6 +96,7 @@ pub struct HangupAccepted {
 #[utoipa::path(
     get,
     path = "/api/calls/live",
+    operation_id = "listLiveCalls",
     tag = "live",
     security(("bearer" = [])),
     responses(
@@ -121,6 +122,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<LiveCallList> {
 #[utoipa::path(
     post,
     path = "/api/calls/{call_sid}/hangup",
+    operation_id = "hangupCall",
     tag = "live",
     params(CallSidParam),
     security(("bearer" = [])),

@@ -49,7 +49,7 @@ pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<
 /// call's id; its record (`direction: outbound`) fills in as the call progresses.
 #[utoipa::path(
     post,
-    path = "/api/calls",
+    operation_id = "placeCall", path = "/api/calls",
     tag = "calls",
     request_body = OutboundCall,
     security(("bearer" = [])),

@@ -35,6 +35,7 @@ pub struct AudioBytes(#[allow(dead_code)] Vec<u8>);
 #[utoipa::path(
     get,
     path = "/api/calls/{call_sid}/recording",
+    operation_id = "getRecording",
     tag = "recordings",
     params(
         CallSidParam,
@@ -126,6 +127,7 @@ async fn resolve(
 #[utoipa::path(
     delete,
     path = "/api/calls/{call_sid}/recording",
+    operation_id = "deleteRecording",
     tag = "recordings",
     params(CallSidParam),
     security(("bearer" = [])),

@@ -46,9 +46,13 @@ fn sqlx_transient(e: &sqlx::Error) -> bool {
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes).
             // (Postgres codes have five characters, SQLite's at most four digits.)
             let pg = code.len() == 5;
-            (pg && (code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53")))
-                || (pg && (code == "40001" || code == "40P01"))
-                || (!pg && matches!(code.parse::<i32>(), Ok(c) if c & 0xff == 5 || c & 0xff == 6))
+            if pg {
+                ["08", "57P0", "53"].iter().any(|p| code.starts_with(p))
+                    || code == "40001"
+                    || code == "40P01"
+            } else {
+                matches!(code.parse::<i32>(), Ok(c) if c & 0xff == 5 || c & 0xff == 6)
+            }
         }
         _ => false,
     }
