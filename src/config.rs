@@ -6,7 +6,10 @@
 //! reads and checks settings; it must not hold secrets (those come from the environment where
 //! they are used) and must not start anything.
 
+pub mod dialer;
 pub mod profiles;
+
+pub use dialer::DialerConfig;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -58,6 +61,8 @@ pub struct Config {
     pub quality: QualityConfig,
     pub alerts: AlertsConfig,
     pub recording: RecordingConfig,
+    pub store: StoreConfig,
+    pub dialer: DialerConfig,
     /// Named agent profiles over `[agent]` (see [`profiles`]).
     #[serde(default)]
     pub agents: BTreeMap<String, profiles::AgentProfile>,
@@ -307,6 +312,20 @@ pub struct AlertsConfig {
     pub webhook_attempts: u32,
 }
 
+/// Call records (`[store]`): where they go and how the background writer retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`, `postgres://…`, or `""` for no records.
+    pub url: String,
+    pub queue: usize,
+    pub max_pending: usize,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub write_timeout_ms: u64,
+    pub max_connections: u32,
+}
+
 /// Call recordings (`[recording]`): see `store::recordings`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -392,6 +411,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.dialer.validate()?;
         let invalid = |key: &str, message: &str| {
             Err(ConfigError::Invalid {
                 key: key.to_owned(),
@@ -495,6 +515,7 @@ impl Config {
         if let Err(message) = self.validate_admission() {
             return invalid(message.0, &message.1);
         }
+        self.validate_store()?;
         if self.recording.enabled && self.recording.dir.trim().is_empty() {
             return invalid(
                 "recording.dir",
@@ -544,6 +565,45 @@ impl Config {
             .trusted_proxy_networks()
             .map(|_| ())
             .map_err(|message| ("security.trusted_proxies", message))
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        let s = &self.store;
+        let url_ok = s.url.is_empty()
+            || s.url.starts_with("sqlite:")
+            || s.url.starts_with("postgres://")
+            || s.url.starts_with("postgresql://");
+        if !url_ok {
+            return invalid(
+                "store.url",
+                "must be sqlite://PATH, postgres://… or empty (no records)",
+            );
+        }
+        if s.queue == 0 {
+            return invalid("store.queue", "must hold at least 1 record");
+        }
+        if s.max_pending < s.queue {
+            return invalid("store.max_pending", "must be at least store.queue");
+        }
+        if s.retry_initial_ms == 0 || s.retry_max_ms < s.retry_initial_ms {
+            return invalid(
+                "store.retry_max_ms",
+                "backoff needs 0 < retry_initial_ms <= retry_max_ms",
+            );
+        }
+        if s.write_timeout_ms < 100 {
+            return invalid("store.write_timeout_ms", "must be at least 100 ms");
+        }
+        if s.max_connections == 0 {
+            return invalid("store.max_connections", "must be at least 1");
+        }
+        Ok(())
     }
 
     fn public_host_invalid(&self) -> bool {

@@ -5,9 +5,11 @@
 //! [`agent`] → TTS, or a speech-to-speech model), and paces the answer back. [`sim`] is a faithful simulated Twilio leg used by the CLI, tests and benches.
 
 pub mod agent;
+pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod dialer;
 pub mod engine;
 /// Test and demo infrastructure, compiled only with the `fakes` feature (on by default) or in
 /// unit tests: a production build (`--no-default-features`) carries none of it.

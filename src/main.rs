@@ -36,11 +36,11 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Run local fakes of Deepgram, OpenAI (chat, speech, Realtime) and ElevenLabs on 127.0.0.1
-    /// (for demos and load runs without the cloud) and print the environment that points
-    /// `serve` at them.
+    /// Run local fakes of Deepgram, OpenAI (chat, speech, Realtime), ElevenLabs and the Twilio
+    /// REST API on 127.0.0.1 (for demos and load runs without the cloud) and print the
+    /// environment that points `serve` at them.
     #[cfg(feature = "fakes")]
-    Fakes,
+    Fakes(FakesArgs),
     /// Many simulated Twilio calls at once, at real-time pace; prints a load report.
     Load {
         /// The media WebSocket, e.g. ws://127.0.0.1:8080/twilio/media
@@ -85,6 +85,29 @@ enum Command {
     },
 }
 
+/// How the fake Twilio account behaves.
+#[cfg(feature = "fakes")]
+#[derive(clap::Args)]
+struct FakesArgs {
+    /// Who answers a number, one behaviour per attempt (the last repeats): NUMBER=SPEC with
+    /// SPEC `human[:TURNS]`, `machine`, `busy`, `no_answer`, `fail`, or a sequence such as
+    /// `no_answer,human:2`. Repeatable.
+    #[arg(long = "twilio-callee", value_name = "NUMBER=SPEC")]
+    twilio_callees: Vec<String>,
+    /// Who answers numbers without a --twilio-callee.
+    #[arg(long, default_value = "human:2", value_name = "SPEC")]
+    twilio_default_callee: String,
+    /// New calls dialled per second (Twilio's default; 0: no limit).
+    #[arg(long, default_value_t = 1.0)]
+    twilio_cps: f64,
+    /// Open calls beyond which Calls.json answers 429 / 20429.
+    #[arg(long)]
+    twilio_max_calls: Option<usize>,
+    /// Port of the fake Twilio REST API (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    twilio_port: u16,
+}
+
 /// Impairments of the simulated caller's leg (to produce a bad call on demand).
 #[derive(clap::Args)]
 struct ImpairArgs {
@@ -111,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,
         #[cfg(feature = "fakes")]
-        Command::Fakes => fakes().await,
+        Command::Fakes(args) => fakes(args).await,
         Command::Load {
             url,
             calls,
@@ -186,7 +209,7 @@ async fn serve(file: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> a
 }
 
 #[cfg(feature = "fakes")]
-async fn fakes() -> anyhow::Result<()> {
+async fn fakes(args: FakesArgs) -> anyhow::Result<()> {
     use voxbridge::fakes::deepgram::FakeDeepgram;
     use voxbridge::fakes::elevenlabs::FakeElevenLabs;
     use voxbridge::fakes::openai_chat::FakeOpenAiChat;
@@ -209,6 +232,7 @@ async fn fakes() -> anyhow::Result<()> {
     let speech = FakeOpenAiSpeech::start(KEY).await?;
     // Speaks its default script (greeting, an order-status answer, a goodbye with end_call).
     let realtime = FakeOpenAiRealtime::start(KEY).await?;
+    let twilio = fake_twilio(&args).await?;
     println!("# Local fakes on 127.0.0.1 (Ctrl-C to stop). Point `voxbridge serve` at them:");
     println!("export DEEPGRAM_API_KEY={KEY} OPENAI_API_KEY={KEY} ELEVENLABS_API_KEY={KEY}");
     println!(
@@ -231,8 +255,65 @@ async fn fakes() -> anyhow::Result<()> {
         "# or speech-to-speech: VOXBRIDGE_AGENT_KIND=openai_realtime VOXBRIDGE_REALTIME_BASE_URL={}",
         realtime.url()
     );
+    println!(
+        "export VOXBRIDGE_TWILIO_API_BASE_URL={} TWILIO_ACCOUNT_SID={} TWILIO_AUTH_TOKEN={}",
+        twilio.base_url(),
+        twilio.account_sid(),
+        twilio.auth_token()
+    );
+    println!(
+        "# the fake Twilio fetches TwiML and opens streams over plain http/ws and signs those URLs:"
+    );
+    println!("export VOXBRIDGE_SECURITY_PUBLIC_SCHEME=http");
+    println!(
+        "# fake Twilio callees: {} (others: {}), {} call(s)/s",
+        if args.twilio_callees.is_empty() {
+            "none scripted".to_string()
+        } else {
+            args.twilio_callees.join(" ")
+        },
+        args.twilio_default_callee,
+        args.twilio_cps
+    );
     shutdown_signal().await;
     Ok(())
+}
+
+/// The fake Twilio REST API, configured from the command line.
+#[cfg(feature = "fakes")]
+async fn fake_twilio(
+    args: &FakesArgs,
+) -> anyhow::Result<voxbridge::fakes::twilio::FakeTwilio> {
+    use voxbridge::fakes::twilio::{Callee, FakeTwilio, FakeTwilioConfig};
+    let default = Callee::parse_sequence(&args.twilio_default_callee)
+        .map_err(|e| anyhow::anyhow!("--twilio-default-callee: {e}"))?;
+    anyhow::ensure!(
+        default.len() == 1,
+        "--twilio-default-callee takes one behaviour, not a sequence"
+    );
+    anyhow::ensure!(
+        args.twilio_cps.is_finite() && args.twilio_cps >= 0.0,
+        "--twilio-cps must be 0 or more"
+    );
+    let config = FakeTwilioConfig {
+        cps: args.twilio_cps,
+        max_active_calls: args.twilio_max_calls,
+        default_callee: default
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Callee::human(2)),
+        ..FakeTwilioConfig::default()
+    };
+    let twilio = FakeTwilio::start_on(config, args.twilio_port).await?;
+    for spec in &args.twilio_callees {
+        let (number, seq) = spec
+            .split_once('=')
+            .with_context(|| format!("--twilio-callee {spec}: expected NUMBER=SPEC"))?;
+        let seq = Callee::parse_sequence(seq)
+            .map_err(|e| anyhow::anyhow!("--twilio-callee {spec}: {e}"))?;
+        twilio.script(number.trim(), seq);
+    }
+    Ok(twilio)
 }
 
 async fn shutdown_signal() {

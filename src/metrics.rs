@@ -58,6 +58,17 @@ pub const RECORDING_TIMING_EVENTS: &str = "voxbridge_recording_timing_events_tot
 pub const RECORDINGS_COMPACTED: &str = "voxbridge_recordings_compacted_total";
 pub const RECORDINGS_DELETED: &str = "voxbridge_recordings_deleted_total";
 pub const RECORDINGS_SKIPPED: &str = "voxbridge_recordings_skipped_total";
+pub const STORE_WRITES: &str = "voxbridge_store_writes_total";
+pub const STORE_RETRIES: &str = "voxbridge_store_write_retries_total";
+pub const STORE_QUEUE_FULL: &str = "voxbridge_store_queue_full_total";
+pub const STORE_PENDING: &str = "voxbridge_store_pending_records";
+pub const STORE_DROPPED: &str = "voxbridge_store_records_dropped_total";
+pub const API_PROBLEMS: &str = "voxbridge_api_problems_total";
+pub const DIALER_DIALS: &str = "voxbridge_dialer_dials_total";
+pub const DIALER_CALLBACKS: &str = "voxbridge_dialer_callbacks_total";
+pub const DIALER_OUTCOMES: &str = "voxbridge_dialer_outcomes_total";
+pub const DIALER_ERRORS: &str = "voxbridge_dialer_errors_total";
+pub const DIALER_RECONCILED: &str = "voxbridge_dialer_reconciled_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +283,61 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         RECORDINGS_SKIPPED,
         Kind::Counter,
         "Calls not recorded although recording is on, by reason (bad_call_sid).",
+    ),
+    (
+        STORE_WRITES,
+        Kind::Counter,
+        "Call record write attempts by outcome (ok, error).",
+    ),
+    (
+        STORE_RETRIES,
+        Kind::Counter,
+        "Call record writes retried after a failure (database unreachable, busy, timed out).",
+    ),
+    (
+        STORE_QUEUE_FULL,
+        Kind::Counter,
+        "Call records that found the writer queue full (held in memory beside it, not lost).",
+    ),
+    (
+        STORE_PENDING,
+        Kind::Gauge,
+        "Call records submitted and not yet written (queued, overflow, retrying).",
+    ),
+    (
+        STORE_DROPPED,
+        Kind::Counter,
+        "Call records given up, by reason (backlog_full, closed, rejected, shutdown); each is logged with its call_sid.",
+    ),
+    (
+        API_PROBLEMS,
+        Kind::Counter,
+        "REST API requests answered with a problem (error) document, by status.",
+    ),
+    (
+        DIALER_DIALS,
+        Kind::Counter,
+        "Outbound dials by result (placed, throttled by Twilio 429/20429, failed).",
+    ),
+    (
+        DIALER_CALLBACKS,
+        Kind::Counter,
+        "Twilio status and AMD callbacks for dialled calls, by result (progress, ended, amd, duplicate, unknown, bad_status, bad_amd).",
+    ),
+    (
+        DIALER_OUTCOMES,
+        Kind::Counter,
+        "Finished dial attempts by outcome (answered, voicemail_left, machine, no_answer, busy, failed, cancelled).",
+    ),
+    (
+        DIALER_ERRORS,
+        Kind::Counter,
+        "Dialer database failures, by stage (claim, dial, sweep); each is logged and retried on the next tick.",
+    ),
+    (
+        DIALER_RECONCILED,
+        Kind::Counter,
+        "Attempts whose final status was learnt from Twilio (GET Calls/{sid}) instead of a callback.",
     ),
 ];
 

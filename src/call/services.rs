@@ -20,6 +20,7 @@ use crate::engine::profiles::Profiles;
 use crate::engine::realtime::RealtimeSetup;
 use crate::engine::realtime::preconnect::Preconnect;
 use crate::provider::{ProviderError, Secret};
+use crate::store::RecordWriter;
 use crate::stt::SpeechToText;
 use crate::stt::deepgram::Deepgram;
 use crate::tts::TextToSpeech;
@@ -65,6 +66,8 @@ pub struct CallServices {
     pub preconnect: Option<Preconnect>,
     /// Call recording (started with the server; `None`: calls are not recorded).
     pub recordings: Option<crate::call::recorder::Recordings>,
+    /// Where finished calls' records go (`None` when records are off; set by the server).
+    pub records: Option<RecordWriter>,
 }
 
 impl AgentServices {
@@ -96,6 +99,7 @@ impl CallServices {
             stream_token_secret: None,
             preconnect: None,
             recordings: None,
+            records: None,
         }
     }
 }
@@ -185,6 +189,7 @@ impl CallServices {
             stream_token_secret,
             // Started with the server (`Server::bind_with`), which owns its threads.
             recordings: None,
+            records: None,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Local fakes of the cloud speech services, speaking their real wire protocols
+//! Local fakes of the cloud services (speech, LLM, and the Twilio REST API), speaking their real wire protocols
 //! (shared/reference/providers.md), so the production clients run unchanged against them in
 //! tests, demos (`voxbridge fakes`) and load runs. Only ever bound to 127.0.0.1.
 //!
@@ -13,6 +13,7 @@ pub mod elevenlabs;
 pub mod openai_chat;
 pub mod openai_realtime;
 pub mod openai_speech;
+pub mod twilio;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

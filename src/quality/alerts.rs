@@ -5,7 +5,7 @@
 //! This module only decides transitions; the session logs and counts them and hands them to
 //! the [`Notifier`](super::notify::Notifier) for the webhook.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::emodel;
 use super::meter::QualityMeter;
@@ -13,7 +13,7 @@ use super::report::Reason;
 use crate::config::QualityConfig;
 
 /// Raised or cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     Raised,

@@ -5,14 +5,14 @@
 //! would need (2 × mean jitter) plus `quality.processing_delay_ms`; network delay upstream of
 //! Twilio is not visible to us and is not included. Plain data and arithmetic: no I/O.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::emodel;
 use super::meter::{QualityMeter, ratio};
 use crate::config::QualityConfig;
 
 /// Overall verdict on a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Band {
     Good,
@@ -33,7 +33,19 @@ impl Band {
 }
 
 /// Why a call is not `good`. Also the live alert conditions (all but `slow_response`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     LowMos,

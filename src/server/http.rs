@@ -49,6 +49,15 @@ pub async fn voice(
     if let Some(agent) = query.get("agent").filter(|a| !a.is_empty()) {
         parameters.push(("agent", agent));
     }
+    // A dialled call's context (direction, campaign, contact, variables: see `dialer::place`),
+    // carried in the webhook URL Twilio signed.
+    let mut extra: Vec<(&String, &String)> = query
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "agent" | "From" | "To" | "CallSid" | "token"))
+        .take(64)
+        .collect();
+    extra.sort();
+    parameters.extend(extra.into_iter().map(|(k, v)| (k.as_str(), v.as_str())));
     preconnect_realtime(&state, &parameters, call_sid);
     let token = match (
         &state.services.stream_token_secret,
@@ -88,8 +97,12 @@ fn preconnect_realtime(state: &AppState, parameters: &[(&str, &str)], call_sid: 
     }
 }
 
-/// `POST /twilio/status`: Twilio's call and stream status callbacks, logged.
-pub async fn status(Form(params): Form<HashMap<String, String>>) -> StatusCode {
+/// `POST /twilio/status`: Twilio's call and stream status callbacks, logged; a dialled call's
+/// status goes to the dialer (its record and attempt).
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    Form(params): Form<HashMap<String, String>>,
+) -> StatusCode {
     let field = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
     metrics::counter!(STATUS_CALLBACKS).increment(1);
     info!(
@@ -100,6 +113,35 @@ pub async fn status(Form(params): Form<HashMap<String, String>>) -> StatusCode {
         stream_error = field("StreamError"),
         "twilio status callback"
     );
+    if let (Some(dialer), Some(report)) = (
+        &state.dialer,
+        crate::dialer::callbacks::StatusReport::from_form(&params),
+    ) && let Err(e) = dialer.on_status(&report).await
+    {
+        // Twilio retries on a 5xx: the update is idempotent.
+        tracing::warn!(call_sid = %report.call_sid, error = %e, "status callback not stored");
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /twilio/amd`: the async answering-machine verdict of a dialled call.
+pub async fn amd(
+    State(state): State<Arc<AppState>>,
+    Form(params): Form<HashMap<String, String>>,
+) -> StatusCode {
+    let field = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+    info!(
+        call_sid = field("CallSid"),
+        answered_by = field("AnsweredBy"),
+        "twilio AMD callback"
+    );
+    if let Some(dialer) = &state.dialer
+        && let Err(e) = dialer.on_amd(&params).await
+    {
+        tracing::warn!(call_sid = field("CallSid"), error = %e, "AMD callback not stored");
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     StatusCode::NO_CONTENT
 }
 

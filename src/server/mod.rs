@@ -39,6 +39,10 @@ use crate::call::summary::CallSummary;
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::quality::notify::QualityOutlets;
+use crate::store::RecordWriter;
+
+/// How long shutdown waits for call records still being written.
+const RECORDS_FLUSH: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for the recording writer to complete the last files.
 const RECORDINGS_FLUSH: Duration = Duration::from_secs(5);
@@ -69,6 +73,10 @@ pub struct AppState {
     pub force_close: CancellationToken,
     /// Rate limit, connection caps, trusted proxies, call permits.
     pub admission: Admission,
+    /// Writes call records in the background (`None` when `store.url` is empty).
+    pub records: Option<RecordWriter>,
+    /// Outbound calls and campaigns (`None` when `store.url` is empty).
+    pub dialer: Option<Arc<crate::dialer::Dialer>>,
 }
 
 /// The public router (Twilio-facing), plus the admin routes unless they have their own listener.
@@ -76,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let webhooks = Router::new()
         .route("/twilio/voice", post(http::voice))
         .route("/twilio/status", post(http::status))
+        .route("/twilio/amd", post(http::amd))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::webhook_signature,
@@ -101,6 +110,33 @@ fn admin_routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(http::metrics))
 }
 
+/// The dialer on the record store's database; Twilio reaches us at the public host (else the
+/// bound address, for local runs).
+fn dialer_for(
+    config: &Config,
+    sql: &crate::store::SqlStore,
+    records: Option<Arc<dyn crate::store::CallStore>>,
+    services: &CallServices,
+    calls: &Arc<CallRegistry>,
+    addr: SocketAddr,
+) -> Arc<crate::dialer::Dialer> {
+    use crate::store::CallStore as _;
+    let host = match config.server.public_host.as_str() {
+        "" => addr.to_string(),
+        h => h.to_owned(),
+    };
+    let calls = Arc::clone(calls);
+    crate::dialer::Dialer::new(crate::dialer::DialerParts {
+        store: crate::dialer::DialerStore::new(sql.pool().clone(), sql.backend()),
+        records,
+        twilio: services.twilio.clone(),
+        cfg: config.dialer.clone(),
+        public_base: format!("{}://{host}", config.security.public_scheme),
+        max_calls: config.limits.max_calls,
+        active_calls: Arc::new(move || calls.active()),
+    })
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -119,7 +155,6 @@ impl Server {
     /// Like [`Server::bind`], with the providers to use.
     pub async fn bind_with(config: Config, mut services: CallServices) -> std::io::Result<Self> {
         let recording_threads = start_recordings(&config, &mut services);
-        let services = Arc::new(services);
         let prometheus = metrics::install();
         let public_tcp = listener::bind(config.server.listen)?;
         let addr = public_tcp.local_addr()?;
@@ -134,20 +169,54 @@ impl Server {
         } else if services.auth_token.is_none() {
             tracing::warn!("TWILIO_AUTH_TOKEN not set: Twilio signatures are not checked");
         }
+        let sql = match config.store.url.as_str() {
+            "" => {
+                info!("call records are off (store.url is empty)");
+                None
+            }
+            _ => Some(Arc::new(
+                crate::store::SqlStore::open(&config.store)
+                    .await
+                    .map_err(std::io::Error::other)?,
+            )),
+        };
+        let store = sql.clone().map(|s| s as Arc<dyn crate::store::CallStore>);
+        let api_auth = crate::api::ApiAuth::from_env(config.security.production)
+            .map_err(std::io::Error::other)?;
+        let records = store
+            .as_ref()
+            .map(|s| RecordWriter::start(Arc::clone(s), &config.store));
+        services.records = records.clone();
+        let services = Arc::new(services);
+        let calls = Arc::new(CallRegistry::default());
+        let dialer =
+            sql.map(|sql| dialer_for(&config, &sql, store.clone(), &services, &calls, addr));
+        let api = crate::api::router(crate::api::ApiState::with_dialer(
+            store,
+            Arc::clone(&services.live),
+            crate::store::recordings::RecordingStore::new(&config.recording),
+            api_auth,
+            dialer.clone(),
+        ));
         let state = Arc::new(AppState {
             services,
             metrics: Metrics::new(),
             prometheus,
             quality,
-            calls: Arc::new(CallRegistry::default()),
+            calls,
             draining: CancellationToken::new(),
             force_close: CancellationToken::new(),
             admission: Admission::new(&config),
             config: Arc::new(config),
+            records,
+            dialer,
         });
+        if let (Some(dialer), true) = (&state.dialer, state.config.dialer.enabled) {
+            dialer.start(state.draining.clone());
+        }
         let public = listener::Listener {
             listener: public_tcp,
-            router: router(Arc::clone(&state)),
+            router: router(Arc::clone(&state)).merge(api),
             limits: Arc::clone(&state.admission.connections),
             trusted: state.admission.trusted.clone(),
             timeouts: listener::Timeouts::from_config(&state.config.limits),
@@ -235,6 +304,9 @@ impl Server {
             // Completes the files of the calls that ended (bounded), off the async threads.
             let stop = tokio::task::spawn_blocking(move || threads.stop(RECORDINGS_FLUSH));
             let _ = stop.await;
+        }
+        if let Some(records) = &self.state.records {
+            records.shutdown(RECORDS_FLUSH).await;
         }
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Err(e))) => warn!(error = %e, "server error during shutdown"),

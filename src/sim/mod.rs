@@ -122,6 +122,16 @@ impl SimCall {
 
     /// Place the call and run the script to its end.
     pub async fn run(self) -> Result<SimReport, SimError> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Like [`SimCall::run`], but hang up (send `stop`, close the socket) as soon as `hangup`
+    /// completes, wherever the script is — as Twilio does when the call ends under the stream
+    /// (a REST hang-up or redirect). The fake Twilio REST server uses this.
+    pub async fn run_until(
+        self,
+        hangup: impl std::future::Future<Output = ()>,
+    ) -> Result<SimReport, SimError> {
         // Small socket buffers, like the server's: load runs hold thousands of these.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
@@ -152,7 +162,7 @@ impl SimCall {
                 url: self.url.clone(),
                 message: e.to_string(),
             })?;
-        Runner::new(self).drive(ws).await
+        Runner::new(self).drive(ws, std::pin::pin!(hangup)).await
     }
 }
 
@@ -239,7 +249,11 @@ impl Runner {
         self.seq
     }
 
-    async fn drive(mut self, ws: Ws) -> Result<SimReport, SimError> {
+    async fn drive(
+        mut self,
+        ws: Ws,
+        mut hangup: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<SimReport, SimError> {
         let started = Instant::now();
         let (mut sink, mut stream) = ws.split();
         let sock = |e: tokio_tungstenite::tungstenite::Error| SimError::Socket(e.to_string());
@@ -280,6 +294,7 @@ impl Runner {
                     self.tick += 1;
                 }
                 _ = sleep_until(due), if due.is_some() => {}
+                () = &mut hangup => break 'call,
                 incoming = stream.next() => match incoming {
                     Some(Ok(m)) => {
                         if self.on_server_message(m, started, &mut outgoing) {

@@ -1,6 +1,6 @@
 //! Twilio-facing protocol code: Media Streams WebSocket messages
 //! ([`messages`]), the TwiML that starts a stream ([`twiml`]), and the REST calls that
-//! hang up or transfer a live call ([`rest`]).
+//! place, read, hang up or transfer a call ([`rest`]).
 //!
 //! [`messages`] and [`twiml`] are pure, synchronous translation between Twilio's wire formats
 //! and typed values: they must NOT do I/O (sockets, HTTP), keep per-call state, validate

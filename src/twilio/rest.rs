@@ -1,11 +1,16 @@
-//! The slice of Twilio's REST API voxbridge uses to act on a live call when the agent asks:
-//! hang up (`Status=completed`) and transfer (`Twiml=<Response><Dial>…</Dial></Response>`),
-//! both `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`, form-encoded, HTTP Basic
-//! `AccountSid:AuthToken` (twilio-media-streams.md "REST API"). A 404 with Twilio code 20404
-//! means the call already ended, which is success for both.
+//! The slice of Twilio's REST API voxbridge uses (twilio-rest-and-dialing.md §1): place an
+//! outbound call ([`TwilioRest::create_call`], `POST …/Calls.json`), read one back
+//! ([`TwilioRest::fetch_call`], to reconcile after a restart), and act on a live call
+//! ([`TwilioRest::update_call`]; [`TwilioRest::hang_up`] and [`TwilioRest::transfer`] for the
+//! agent's tools, where a 404 with code 20404 means the call already ended, which is success).
+//! Form-encoded bodies, HTTP Basic `AccountSid:AuthToken`, JSON answers.
 //!
 //! This is the one I/O file under `twilio/`. It must not log the auth token, retry (the
-//! session decides), or decide when to act — it only performs the request it is asked for.
+//! caller decides, from [`TwilioError::is_retryable`] and `retry_after`), or decide when to
+//! act — it only performs the request it is asked for, and never panics on what comes back.
+
+mod call;
+mod error;
 
 use std::time::Duration;
 
@@ -13,12 +18,18 @@ use crate::provider::{ProviderError, Secret, count_error};
 
 use super::twiml::xml_escape;
 
+pub use call::{
+    AnsweredBy, CallAnswer, CallEvent, CallResource, CallStatus, CallUpdate, CreateCall,
+    MachineDetection,
+};
+pub use error::{ApiError, NOT_FOUND_CODE, RATE_LIMIT_CODE, TwilioError};
+
 /// Twilio's API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 const PROVIDER: &str = "twilio";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Twilio's "resource not found" error code: the call is already over.
-const NOT_FOUND_CODE: i64 = 20404;
+/// Longest answer body read (Call resources are ~2 KB).
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A small Twilio REST client for one account.
 #[derive(Debug, Clone)]
@@ -54,81 +65,191 @@ impl TwilioRest {
         })
     }
 
+    /// The account this client acts for.
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    /// Place an outbound call. Twilio answers `201` with the queued call; it then dials at the
+    /// account's calls-per-second rate and reports progress to `status_callback`.
+    pub async fn create_call(&self, call: &CreateCall) -> Result<CallResource, TwilioError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls.json",
+            self.base_url,
+            encode(&self.account_sid)
+        );
+        let result = self
+            .send(self.client.post(url).body(form_body(&call.form())))
+            .await
+            .and_then(|body| parse_resource(&body));
+        match &result {
+            Ok(r) => {
+                tracing::info!(call_sid = %r.sid, to = %call.to, status = r.status.as_str(), "Twilio call created")
+            }
+            Err(e) => log_failure("", "create_call", e),
+        }
+        result
+    }
+
+    /// The call as Twilio knows it now (404 / code 20404: [`TwilioError::is_not_found`]).
+    pub async fn fetch_call(&self, call_sid: &str) -> Result<CallResource, TwilioError> {
+        let result = self
+            .send(self.client.get(self.call_url(call_sid)))
+            .await
+            .and_then(|body| parse_resource(&body));
+        if let Err(e) = &result {
+            log_failure(call_sid, "fetch_call", e);
+        }
+        result
+    }
+
+    /// Change a call: hang up, cancel, or replace its TwiML. Returns the updated resource.
+    pub async fn update_call(
+        &self,
+        call_sid: &str,
+        update: &CallUpdate,
+    ) -> Result<CallResource, TwilioError> {
+        let result = self
+            .send(
+                self.client
+                    .post(self.call_url(call_sid))
+                    .body(form_body(&update.form())),
+            )
+            .await
+            .and_then(|body| parse_resource(&body));
+        match &result {
+            Ok(r) => tracing::info!(call_sid, status = r.status.as_str(), "Twilio call updated"),
+            Err(e) => log_failure(call_sid, "update_call", e),
+        }
+        result
+    }
+
     /// End the call (`Status=completed`). Already ended counts as done.
     pub async fn hang_up(&self, call_sid: &str) -> Result<(), ProviderError> {
-        self.update(call_sid, "hang_up", &[("Status", "completed")])
-            .await
+        self.act(call_sid, "hang_up", &CallUpdate::Complete).await
     }
 
     /// Replace the call's TwiML with `<Dial>{to}</Dial>`, leaving the stream for a person.
     pub async fn transfer(&self, call_sid: &str, to: &str) -> Result<(), ProviderError> {
         let twiml = format!("<Response><Dial>{}</Dial></Response>", xml_escape(to));
-        self.update(call_sid, "transfer", &[("Twiml", &twiml)])
+        self.act(call_sid, "transfer", &CallUpdate::Twiml(twiml))
             .await
     }
 
-    /// `POST …/Calls/{CallSid}.json` with `form`.
-    async fn update(
+    /// An update whose answer body does not matter; "already ended" is success.
+    async fn act(
         &self,
         call_sid: &str,
         what: &'static str,
-        form: &[(&str, &str)],
+        update: &CallUpdate,
     ) -> Result<(), ProviderError> {
-        let url = format!(
+        let sent = self
+            .send(
+                self.client
+                    .post(self.call_url(call_sid))
+                    .body(form_body(&update.form())),
+            )
+            .await;
+        match sent {
+            Ok(_) => {
+                tracing::info!(call_sid, action = what, "Twilio call updated");
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => {
+                tracing::info!(call_sid, action = what, "call already ended");
+                Ok(())
+            }
+            Err(e) => {
+                log_failure(call_sid, what, &e);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn call_url(&self, call_sid: &str) -> String {
+        format!(
             "{}/2010-04-01/Accounts/{}/Calls/{}.json",
             self.base_url,
             encode(&self.account_sid),
             encode(call_sid)
-        );
-        let body: Vec<String> = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        let sent = self
-            .client
-            .post(url)
+        )
+    }
+
+    /// Send with auth and a deadline; the body of a 2xx answer, else the classified error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<String, TwilioError> {
+        let sent = request
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(body.join("&"))
+            .header(reqwest::header::ACCEPT, "application/json")
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await;
-        let result = match sent {
-            Err(e) if e.is_timeout() => Err(ProviderError::Timeout(format!("Twilio {what}"))),
-            Err(e) => Err(ProviderError::Connect(e.without_url().to_string())),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let text = response.text().await.unwrap_or_default();
-                match status {
-                    200..=299 => Ok(()),
-                    404 if twilio_code(&text) == Some(NOT_FOUND_CODE) => {
-                        tracing::info!(call_sid, action = what, "call already ended");
-                        Ok(())
-                    }
-                    _ => Err(ProviderError::from_status(status, &text)),
-                }
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                return Err(TwilioError::Connect(e.without_url().to_string()));
             }
+            Err(e) => return Err(TwilioError::Network(e.without_url().to_string())),
         };
-        match &result {
-            Ok(()) => tracing::info!(call_sid, action = what, "Twilio call updated"),
-            Err(err) => {
-                count_error(PROVIDER, err);
-                tracing::warn!(call_sid, action = what, kind = err.kind(), error = %err, "Twilio call update failed");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_BODY_BYTES => {
+                    body.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => return Err(TwilioError::Malformed("answer too large".into())),
+                Ok(None) => break,
+                Err(e) if (200..300).contains(&status) => {
+                    return Err(TwilioError::Network(e.without_url().to_string()));
+                }
+                Err(_) => break, // an error answer cut short: classify what we have
             }
         }
-        result
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(TwilioError::from_response(
+                status,
+                retry_after.as_deref(),
+                &body,
+            ))
+        }
     }
 }
 
-/// The `code` of a Twilio error body.
-fn twilio_code(body: &str) -> Option<i64> {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()?
-        .get("code")?
-        .as_i64()
+fn parse_resource(body: &str) -> Result<CallResource, TwilioError> {
+    serde_json::from_str(body).map_err(|e| TwilioError::Malformed(format!("Call resource: {e}")))
+}
+
+fn log_failure(call_sid: &str, action: &'static str, e: &TwilioError) {
+    count_error(PROVIDER, &ProviderError::from(e.clone()));
+    tracing::warn!(
+        call_sid,
+        action,
+        kind = e.kind(),
+        code = e.code(),
+        retryable = e.is_retryable(),
+        error = %e,
+        "Twilio request failed"
+    );
+}
+
+fn form_body(form: &[(&str, String)]) -> String {
+    let pairs: Vec<String> = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    pairs.join("&")
 }
 
 /// Percent-encoding for form values and path segments (only unreserved characters stay).

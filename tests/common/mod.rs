@@ -19,6 +19,8 @@ pub mod stack;
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::from_toml_str("[server]\nlisten = \"127.0.0.1:0\"").expect("config");
     config.recording.dir = recordings_dir();
+    // No call records unless a test asks for them (with its own temporary database).
+    config.store.url = String::new();
     tweak(&mut config);
     Server::bind(config).await.expect("bind")
 }

@@ -17,6 +17,9 @@ use crate::quality::meter::QualityMeter;
 use crate::quality::notify::{AlertNotice, QualityOutlets, rfc3339};
 use crate::quality::report::{QualityReport, Reason};
 
+/// Most alert transitions kept for the call's record.
+pub const MAX_HISTORY: usize = 64;
+
 pub struct QualityWatch {
     meter: QualityMeter,
     alerts: LiveAlerts,
@@ -24,6 +27,9 @@ pub struct QualityWatch {
     pending: Vec<AlertEvent>,
     /// Conditions raised at least once during the call, in order.
     raised: Vec<Reason>,
+    /// Every transition (ms into the call), for the call's record (at most [`MAX_HISTORY`]).
+    history: Vec<(u64, AlertEvent)>,
+    started: Instant,
     outlets: QualityOutlets,
     cfg: QualityConfig,
     window_secs: u64,
@@ -45,6 +51,8 @@ impl QualityWatch {
             alerts: LiveAlerts::new(quality, window_secs),
             pending: Vec::new(),
             raised: Vec::new(),
+            history: Vec::new(),
+            started,
             outlets,
             cfg: quality.clone(),
             window_secs,
@@ -59,6 +67,11 @@ impl QualityWatch {
 
     pub fn meter(&self) -> &QualityMeter {
         &self.meter
+    }
+
+    /// The alert transitions so far, with when they happened (ms into the call).
+    pub fn history(&self) -> &[(u64, AlertEvent)] {
+        &self.history
     }
 
     /// Live conditions raised right now.
@@ -104,6 +117,12 @@ impl QualityWatch {
     /// Log, count and notify the transitions gathered in `pending`.
     fn publish(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() && self.history.len() < MAX_HISTORY {
+            let at_ms = self.started.elapsed().as_millis() as u64;
+            let room = MAX_HISTORY - self.history.len();
+            self.history
+                .extend(pending.iter().take(room).map(|e| (at_ms, *e)));
+        }
         for event in pending.drain(..) {
             let condition = event.condition.as_str();
             match event.state {

@@ -121,6 +121,9 @@ impl CallSession {
             call_sid = tracing::field::Empty,
             stream_sid = tracing::field::Empty
         );
+        let mut observers = Observers::new(&config, metrics, outlets, started, span.clone());
+        observers.record_to(services.records.clone(), started);
+        let observers = observers.with_recordings(services.recordings.clone(), started);
         Self {
             limits: Limits {
                 started,
@@ -136,8 +139,7 @@ impl CallSession {
             responses: Responses::default(),
             engine: None,
             control: None,
-            observers: Observers::new(&config, metrics, outlets, started, span.clone())
-                .with_recordings(services.recordings.clone(), started),
+            observers,
             span,
             config,
             services,

@@ -13,6 +13,7 @@ use crate::agent::CallAction;
 use crate::call::events::TurnKind;
 use crate::call::latency::TurnTiming;
 use crate::call::playout::Cleared;
+use crate::dialer::model::OPTED_OUT;
 use crate::engine::EngineIo;
 use crate::engine::cascade::conversation::heard_prefix;
 
@@ -227,6 +228,11 @@ impl RealtimeEngine {
                 let outcome = args["outcome"].as_str().unwrap_or_default();
                 io.outcome(outcome);
                 r#"{"ok":true}"#
+            }
+            Some(Tool::OptOut) => {
+                io.outcome(OPTED_OUT);
+                self.after_next = Some(CallAction::EndCall);
+                r#"{"ok":true,"note":"confirm they will not be called again, say goodbye; the call ends after it"}"#
             }
             None => r#"{"ok":false,"error":"unknown function"}"#,
         };

@@ -26,16 +26,25 @@ pub enum Tool {
     TransferCall,
     /// Record the call's outcome (`outcome`), e.g. for a campaign.
     SetOutcome,
+    /// The person asked never to be called again: outcome `opted_out` (the dialer puts the
+    /// number on the do-not-call list), and the call ends after the goodbye.
+    OptOut,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 3] = [Tool::EndCall, Tool::TransferCall, Tool::SetOutcome];
+    pub const ALL: [Tool; 4] = [
+        Tool::EndCall,
+        Tool::TransferCall,
+        Tool::SetOutcome,
+        Tool::OptOut,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Tool::EndCall => "end_call",
             Tool::TransferCall => "transfer_call",
             Tool::SetOutcome => "set_outcome",
+            Tool::OptOut => "opt_out",
         }
     }
 
@@ -61,6 +70,12 @@ impl Tool {
                 "Record the outcome of the call, e.g. interested, not_interested, callback.",
                 json!({"outcome": {"type": "string", "description": "The call's outcome."}}),
                 vec!["outcome"],
+            ),
+            Tool::OptOut => (
+                "The person asks not to be called again: confirm briefly and say goodbye; their \
+                 number is put on the do-not-call list and the call ends after the goodbye.",
+                json!({}),
+                vec![],
             ),
         };
         json!({"type": "function", "name": self.name(), "description": description,

@@ -49,7 +49,10 @@ fn ga_session_update_is_exactly_the_reference_shape() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["end_call", "transfer_call", "set_outcome"]);
+    assert_eq!(
+        names,
+        ["end_call", "transfer_call", "set_outcome", "opt_out"]
+    );
     let transfer = &s["tools"][1];
     assert_eq!(transfer["type"], "function");
     assert_eq!(transfer["parameters"]["required"], json!(["to"]));
