@@ -66,14 +66,23 @@ pub fn router(api: Arc<ApiState>, config: &Config) -> Router {
         .route("/console/live/events", get(sse::live))
         .route("/console/calls", get(pages::calls::list))
         .route("/console/calls/{call_sid}", get(pages::call::page))
-        .route("/console/calls/{call_sid}/recording", get(pages::call::recording))
-        .route("/console/calls/{call_sid}/hangup", post(pages::live::hangup))
+        .route(
+            "/console/calls/{call_sid}/recording",
+            get(pages::call::recording),
+        )
+        .route(
+            "/console/calls/{call_sid}/hangup",
+            post(pages::live::hangup),
+        )
         .route(
             "/console/campaigns",
             get(pages::campaigns::list).post(pages::campaigns::create),
         )
         .route("/console/campaigns/{id}", get(pages::campaign::page))
-        .route("/console/campaigns/{id}/live", get(pages::campaign::fragment))
+        .route(
+            "/console/campaigns/{id}/live",
+            get(pages::campaign::fragment),
+        )
         .route(
             "/console/campaigns/{id}/results.csv",
             get(pages::campaign::export),

@@ -106,11 +106,7 @@ impl Sessions {
             map.retain(|_, s| !self.expired(s, now));
         }
         while map.len() >= self.limits.max.max(1) {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| *k)
-            else {
+            let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) else {
                 break;
             };
             map.remove(&oldest);
@@ -311,7 +307,10 @@ mod tests {
         let (new, _) = s.create(t0 + Duration::from_secs(6)).unwrap();
         assert_eq!(s.len(), 3);
         assert!(s.is_open(&ids[0], t0 + Duration::from_secs(6)));
-        assert!(!s.is_open(&ids[1], t0 + Duration::from_secs(6)), "LRU evicted");
+        assert!(
+            !s.is_open(&ids[1], t0 + Duration::from_secs(6)),
+            "LRU evicted"
+        );
         assert!(s.is_open(&new, t0 + Duration::from_secs(6)));
     }
 
@@ -382,7 +381,13 @@ mod tests {
         assert_eq!(cookie(&h, "c"), None);
         let c = set_cookie("abc", true, Duration::from_secs(60)).unwrap();
         let c = c.to_str().unwrap();
-        for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/console", "Max-Age=60"] {
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Path=/console",
+            "Max-Age=60",
+        ] {
             assert!(c.contains(part), "{c}");
         }
         let plain = set_cookie("abc", false, Duration::from_secs(60)).unwrap();

@@ -34,7 +34,10 @@ pub async fn live(State(state): State<Arc<ConsoleState>>, op: Operator) -> impl 
             let calls = live::calls(&state).await;
             let data = serde_json::to_string(&calls).unwrap_or_else(|_| "[]".into());
             let event = Event::default().event("calls").data(data);
-            Some((Ok::<_, std::convert::Infallible>(event), (state, session, ticker)))
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (state, session, ticker),
+            ))
         },
     );
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

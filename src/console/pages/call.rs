@@ -17,6 +17,8 @@ use crate::console::auth::Operator;
 use crate::console::view::{self, Nav, PageError, html};
 use crate::quality::report::Reason;
 use crate::store::CallRecord;
+#[allow(unused_imports)]
+use crate::store::CallStore as _;
 use crate::store::events::{AlertRecord, Turn};
 
 /// One transcript turn, as text.
@@ -88,11 +90,13 @@ pub fn explain(reason: Reason, report: &serde_json::Value) -> String {
         ),
         Reason::DeadAir => format!(
             "Dead air: the line went silent for {} at a stretch.",
-            f("/signal/longest_silence_ms").map_or("a long time".into(), |v| format!("{:.1} s", v / 1000.0))
+            f("/signal/longest_silence_ms")
+                .map_or("a long time".into(), |v| format!("{:.1} s", v / 1000.0))
         ),
         Reason::SlowResponse => format!(
             "Slow response: the agent took up to {} to start answering.",
-            f("/outbound/response_latency_ms_max").map_or("too long".into(), |v| format!("{v:.0} ms"))
+            f("/outbound/response_latency_ms_max")
+                .map_or("too long".into(), |v| format!("{v:.0} ms"))
         ),
     }
 }
@@ -140,7 +144,10 @@ fn facts(r: &CallRecord) -> Vec<(&'static str, String)> {
         ("Status", r.status.as_str().to_owned()),
         ("From", view::or_dash(r.from.as_deref())),
         ("To", view::or_dash(r.to.as_deref())),
-        ("Agent profile", view::or_dash(r.context.agent_profile.as_deref())),
+        (
+            "Agent profile",
+            view::or_dash(r.context.agent_profile.as_deref()),
+        ),
         ("Engine", view::or_dash(r.context.engine.as_deref())),
         ("Campaign", view::or_dash(r.context.campaign_id.as_deref())),
         ("Started", view::time(t.started_at)),
@@ -157,16 +164,16 @@ pub async fn page(
     sid: Result<CallSid, crate::api::Problem>,
 ) -> Result<Response, PageError> {
     let CallSid(sid) = sid?;
-    let store = state
-        .api
-        .store
-        .as_ref()
-        .ok_or_else(|| crate::api::Problem::unavailable("call records are off (store.url is empty)"))?;
+    let store = state.api.store.as_ref().ok_or_else(|| {
+        crate::api::Problem::unavailable("call records are off (store.url is empty)")
+    })?;
     let Some(r) = store.get(&sid).await? else {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
             "No such call",
-            format!("There is no record of call {sid} (a call in progress gets its record when it ends)."),
+            format!(
+                "There is no record of call {sid} (a call in progress gets its record when it ends)."
+            ),
         ));
     };
     let (band, mos, reasons) = match &r.quality {

@@ -18,6 +18,8 @@ use crate::console::ConsoleState;
 use crate::console::auth::Operator;
 use crate::console::view::{self, Nav, html};
 use crate::quality::report::{Band, Reason};
+#[allow(unused_imports)]
+use crate::store::CallStore as _;
 use crate::store::filter::CallBrief;
 
 /// One history row, as text.
@@ -49,7 +51,12 @@ impl Row {
             end_reason: view::or_dash(b.end_reason.as_deref()),
             band: b.band.map_or("—".into(), |b| b.as_str().to_owned()),
             mos: b.mos.map_or("—".into(), |m| format!("{m:.2}")),
-            reasons: b.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+            reasons: b
+                .reasons
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             campaign: view::or_dash(b.context.campaign_id.as_deref()),
         }
     }
@@ -167,7 +174,10 @@ pub async fn list(
             return html(StatusCode::SERVICE_UNAVAILABLE, &page);
         }
     };
-    match store.list(&req.filter, req.limit, req.cursor.as_ref()).await {
+    match store
+        .list(&req.filter, req.limit, req.cursor.as_ref())
+        .await
+    {
         Ok(list) => {
             page.rows = list.calls.iter().map(Row::of).collect();
             if let Some(cursor) = list.next_cursor {
@@ -181,7 +191,10 @@ pub async fn list(
         Err(e) => {
             let p = crate::api::Problem::from(e);
             page.error = p.detail;
-            html(StatusCode::from_u16(p.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), &page)
+            html(
+                StatusCode::from_u16(p.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                &page,
+            )
         }
     }
 }

@@ -55,7 +55,9 @@ impl ContactRow {
                     a.call_sid.as_ref().map(|sid| AttemptLink {
                         number: a.number,
                         call_sid: sid.clone(),
-                        outcome: a.outcome.map_or(a.status.clone(), |o| o.as_str().to_owned()),
+                        outcome: a
+                            .outcome
+                            .map_or(a.status.clone(), |o| o.as_str().to_owned()),
                     })
                 })
                 .collect(),
@@ -164,7 +166,13 @@ pub async fn page(
         ("Id", p.campaign.id.clone()),
         ("Caller id", spec.caller_id.clone()),
         ("Agent", view::or_dash(spec.agent.as_deref())),
-        ("Calling window", format!("{}–{} ({})", spec.window.start, spec.window.end, spec.timezone)),
+        (
+            "Calling window",
+            format!(
+                "{}–{} ({})",
+                spec.window.start, spec.window.end, spec.timezone
+            ),
+        ),
         ("Calls at once", spec.max_concurrent.to_string()),
         ("Calls per second", format!("{}", spec.cps)),
         ("Created", view::time(p.campaign.created_at)),

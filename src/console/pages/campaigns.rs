@@ -181,8 +181,20 @@ fn spec_of(f: &Form) -> Result<CampaignSpec, String> {
         voicemail_message: None,
         end_at: None,
     };
-    spec.validate().map_err(|(field, msg)| format!("{field}: {msg}"))?;
+    spec.validate()
+        .map_err(|(field, msg)| format!("{field}: {msg}"))?;
     Ok(spec)
+}
+
+/// The form again with what is wrong (400); counted and logged once.
+async fn bad(
+    state: &ConsoleState,
+    op: &Operator,
+    form: Form,
+    msg: String,
+) -> Result<Response, PageError> {
+    crate::console::auth::refuse("bad_input", &msg);
+    render(state, op, StatusCode::BAD_REQUEST, form, msg).await
 }
 
 /// `POST /console/campaigns` (multipart): create a draft campaign with the CSV's contacts.
@@ -197,20 +209,17 @@ pub async fn create(
         Err(e) => return Err(PageError::bad_request(e)),
     };
     op.allow_change(&state, &headers, Some(&csrf))?;
-    let bad = |form: Form, msg: String| async {
-        crate::console::auth::refuse("bad_input", &msg);
-        render(&state, &op, StatusCode::BAD_REQUEST, form, msg).await
-    };
     let spec = match spec_of(&form) {
         Ok(s) => s,
-        Err(msg) => return bad(form, msg).await,
+        Err(msg) => return bad(&state, &op, form, msg).await,
     };
     if csv.is_empty() {
-        return bad(form, "Choose a CSV file of contacts (a header row with phone).".into()).await;
+        let msg = "Choose a CSV file of contacts (a header row with phone).".to_owned();
+        return bad(&state, &op, form, msg).await;
     }
     let parsed = match contacts::parse_csv(&csv) {
         Ok(p) => p,
-        Err(e) => return bad(form, format!("The CSV cannot be read: {e}")).await,
+        Err(e) => return bad(&state, &op, form, format!("The CSV cannot be read: {e}")).await,
     };
     let dialer = dialer(&state)?;
     let now = Utc::now();

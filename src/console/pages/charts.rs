@@ -89,7 +89,13 @@ fn chart(
 /// The call's charts: inbound level, jitter, loss (alerts shaded on each).
 pub fn timeline_charts(points: &[TimelinePoint]) -> Vec<Chart> {
     vec![
-        chart(points, "Inbound level", "dBFS", |p| p.level_dbfs, Some((-60.0, 0.0))),
+        chart(
+            points,
+            "Inbound level",
+            "dBFS",
+            |p| p.level_dbfs,
+            Some((-60.0, 0.0)),
+        ),
         chart(points, "Jitter", "ms", |p| Some(p.jitter_ms), None),
         chart(points, "Packet loss", "%", |p| Some(p.loss_pct), None),
     ]
@@ -109,14 +115,22 @@ mod tests {
                 jitter_ms: f64::from(t),
                 loss_pct: 0.0,
                 mos: Some(4.3),
-                alerts: if t >= 8 { vec![Reason::HighJitter] } else { vec![] },
+                alerts: if t >= 8 {
+                    vec![Reason::HighJitter]
+                } else {
+                    vec![]
+                },
             })
             .collect();
         let charts = timeline_charts(&points);
         assert_eq!(charts.len(), 3);
         let level = &charts[0].svg;
         assert_eq!(level.matches("<rect").count(), 2);
-        assert_eq!(level.matches('M').count(), 2, "a gap where the level is absent");
+        assert_eq!(
+            level.matches('M').count(),
+            2,
+            "a gap where the level is absent"
+        );
         assert!(charts[1].svg.contains("<path"));
         assert!(timeline_charts(&[])[0].svg.ends_with("</svg>"));
     }

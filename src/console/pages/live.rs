@@ -111,9 +111,10 @@ pub async fn hangup(
         Ok(accepted) if from_script => Ok(accepted.into_response()),
         Err(p) if from_script => Ok(p.into_response()),
         Ok(_) => {
-            state
-                .sessions
-                .flash(&op.session, vec![format!("Hang-up requested for {call_sid}.")]);
+            state.sessions.flash(
+                &op.session,
+                vec![format!("Hang-up requested for {call_sid}.")],
+            );
             Ok(redirect_live())
         }
         Err(p) => {
@@ -125,7 +126,9 @@ pub async fn hangup(
 
 fn redirect_live() -> Response {
     let mut res = Redirect::to("/console/live").into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     res
 }
