@@ -281,9 +281,7 @@ async fn fakes(args: FakesArgs) -> anyhow::Result<()> {
 
 /// The fake Twilio REST API, configured from the command line.
 #[cfg(feature = "fakes")]
-async fn fake_twilio(
-    args: &FakesArgs,
-) -> anyhow::Result<voxbridge::fakes::twilio::FakeTwilio> {
+async fn fake_twilio(args: &FakesArgs) -> anyhow::Result<voxbridge::fakes::twilio::FakeTwilio> {
     use voxbridge::fakes::twilio::{Callee, FakeTwilio, FakeTwilioConfig};
     let default = Callee::parse_sequence(&args.twilio_default_callee)
         .map_err(|e| anyhow::anyhow!("--twilio-default-callee: {e}"))?;

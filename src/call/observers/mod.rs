@@ -6,8 +6,8 @@
 
 pub mod metrics;
 pub mod quality;
-pub mod recording;
 pub mod record;
+pub mod recording;
 
 use std::time::Instant;
 
@@ -19,8 +19,8 @@ use crate::call::summary::{CallSummary, EndReason};
 use crate::quality::notify::QualityOutlets;
 pub use metrics::MetricsTap;
 pub use quality::QualityWatch;
-pub use recording::{RecordingRef, RecordingTap};
 pub use record::RecordTap;
+pub use recording::{RecordingRef, RecordingTap};
 
 /// Every observer of one call.
 pub struct Observers {
