@@ -122,7 +122,10 @@ async fn streamed_reply_arrives_as_sentences_in_order_then_done() {
     );
     let req = &fake.requests.snapshot()[0];
     assert_eq!(req.model, "gpt-test");
-    assert_eq!(req.tools, vec!["end_call", "transfer_call"]);
+    assert_eq!(
+        req.tools,
+        vec!["end_call", "transfer_call", "set_outcome", "opt_out"]
+    );
     assert_eq!(fake.stream_end(0, LIMIT).await, Some(StreamEnd::Completed));
 }
 

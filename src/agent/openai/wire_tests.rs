@@ -311,7 +311,10 @@ fn request_body_has_stream_usage_history_and_tools() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, vec!["end_call", "transfer_call"]);
+    assert_eq!(
+        tools,
+        vec!["end_call", "transfer_call", "set_outcome", "opt_out"]
+    );
     assert_eq!(
         body["tools"][1]["function"]["parameters"]["required"],
         json!(["to"])

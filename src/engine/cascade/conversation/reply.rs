@@ -133,7 +133,7 @@ impl Generation {
                 io.after_played(self.playout_id, action)
             }
             ConvEvent::Agent(Some(AgentEvent::Outcome(outcome))) => {
-                tracing::info!(parent: io.span(), provider = agent, outcome, "agent set the call's outcome");
+                tracing::info!(parent: io.span(), provider = agent, outcome = %outcome, "agent set the call's outcome");
                 io.outcome(&outcome);
             }
             ConvEvent::Agent(Some(AgentEvent::Warning(e))) => {
