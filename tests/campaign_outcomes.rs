@@ -190,8 +190,7 @@ async fn a_voicemail_box_gets_the_agent_profiles_message_when_the_campaign_has_n
     twilio.script(&plain, [Callee::machine()]);
     let spec = |agent: Option<&str>| {
         let mut spec = json!({"name": "vm", "caller_id": CALLER_ID, "window": window_now(),
-            "timezone": "UTC", "max_concurrent": 1, "cps": 5.0, "voicemail": "leave_message",
-            "retry": {"machine": {"delay_secs": 1, "max_attempts": 1}}});
+            "timezone": "UTC", "max_concurrent": 1, "cps": 5.0, "voicemail": "leave_message"});
         if let Some(a) = agent {
             spec["agent"] = json!(a);
         }
