@@ -403,7 +403,7 @@ async fn barge_in_is_recorded(db: Db) {
     ];
     s.chat.push_reply(FakeReply {
         content: long.iter().map(|p| format!("{p} ")).collect(),
-        tool_call: None,
+        tool_calls: Vec::new(),
         delay_ms: 400,
     });
     s.chat.push_reply(FakeReply::text("Tomorrow."));
