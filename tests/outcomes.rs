@@ -132,7 +132,7 @@ async fn set_outcome_alone_is_recorded_and_the_caller_still_hears_a_reply() {
     );
     assert_eq!(tail[4], ("user", "Thanks"));
     assert_eq!(
-        requests[2].messages[next.len() - 4]["tool_call_id"],
+        requests[2].messages[next.len() - 3]["tool_call_id"],
         call_id
     );
     assert!(
