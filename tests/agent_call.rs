@@ -178,7 +178,7 @@ async fn barge_in_cancels_generation_and_history_keeps_what_was_heard() {
     ];
     s.chat.push_reply(FakeReply {
         content: long.iter().map(|p| format!("{p} ")).collect(),
-        tool_call: None,
+        tool_calls: Vec::new(),
         delay_ms: 400,
     });
     s.chat.push_reply(FakeReply::text("Tomorrow."));

@@ -257,6 +257,49 @@ async fn echo_call_is_recorded(db: Db) {
     assert_eq!(status, 200);
     let transcript: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(transcript["turns"].as_array().unwrap().len(), 2);
+    recording_is_served(&server, &record).await;
+}
+
+/// The record points at the call's recording, and the API serves it, seekable: once compacted
+/// (the content type the record names), a range request returns those bytes of the whole file.
+async fn recording_is_served(server: &Server, record: &CallRecord) {
+    let sid = &record.call_sid;
+    let rec = record
+        .recording
+        .as_ref()
+        .expect("the record names its recording");
+    assert!(rec.location.contains(sid.as_str()), "{rec:?}");
+    let url = format!("http://{}/api/calls/{sid}/recording", server.local_addr());
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let whole = loop {
+        let res = client.get(&url).send().await.expect("GET recording");
+        assert_eq!(res.status().as_u16(), 200);
+        let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+        let body = res.bytes().await.expect("recording body");
+        if content_type == rec.content_type {
+            break body;
+        }
+        // The raw μ-law file is served (as WAV) until compaction has run.
+        assert_eq!(content_type, "audio/wav");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recording not compacted to {} in time",
+            rec.content_type
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Two channels of a call of several seconds: more than a header.
+    assert!(whole.len() > 4_000, "{} bytes", whole.len());
+    let res = client
+        .get(&url)
+        .header("range", "bytes=100-1099")
+        .send()
+        .await
+        .expect("range GET");
+    assert_eq!(res.status().as_u16(), 206);
+    let part = res.bytes().await.expect("range body");
+    assert_eq!(&part[..], &whole[100..1100]);
 }
 
 async fn cascade_stack(db: Db, test: &str) -> Option<Stack> {
@@ -360,7 +403,7 @@ async fn barge_in_is_recorded(db: Db) {
     ];
     s.chat.push_reply(FakeReply {
         content: long.iter().map(|p| format!("{p} ")).collect(),
-        tool_call: None,
+        tool_calls: Vec::new(),
         delay_ms: 400,
     });
     s.chat.push_reply(FakeReply::text("Tomorrow."));

@@ -48,6 +48,10 @@ pub enum AgentEvent {
     Audio(Bytes),
     /// Do this to the call after the reply.
     Action(CallAction),
+    /// The agent's verdict on the call (`set_outcome`, `opt_out`, a flow state's `outcome`),
+    /// e.g. `interested` or [`OPTED_OUT`](crate::dialer::model::OPTED_OUT): recorded at once
+    /// (a barge-in does not undo it); the last one of a call wins.
+    Outcome(String),
     /// The reply is complete.
     Done,
     /// A provider failure the agent met (a failed attempt it retried or failed over from, a
@@ -58,6 +62,27 @@ pub enum AgentEvent {
     /// just before (a reply that cannot go on without a provider fault behind it, e.g. a
     /// retried stream that said something else, has none).
     Failed(ProviderError),
+}
+
+/// The longest outcome label kept (the call record keeps as much).
+pub const MAX_OUTCOME_CHARS: usize = 64;
+
+/// An agent's outcome as a label: trimmed, lower case, spaces and hyphens as `_`
+/// (`"Callback requested"` → `callback_requested`); `None` when empty, longer than
+/// [`MAX_OUTCOME_CHARS`] or holding anything but letters, digits and `_`.
+pub fn outcome_label(raw: &str) -> Option<String> {
+    let label: String = raw
+        .trim()
+        .chars()
+        .map(|c| match c {
+            ' ' | '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let ok = !label.is_empty()
+        && label.chars().count() <= MAX_OUTCOME_CHARS
+        && label.chars().all(|c| c.is_alphanumeric() || c == '_');
+    ok.then_some(label)
 }
 
 /// An agent: a factory of per-call conversations.

@@ -2,7 +2,10 @@
 //! llama.cpp), streamed over SSE (providers.md §3). Each call keeps its own history (system
 //! prompt, then user/assistant turns); each caller turn is one streamed request whose text is
 //! handed to the session sentence by sentence, and whose `end_call` / `transfer_call` tool
-//! calls become [`CallAction`]s.
+//! calls become [`CallAction`]s; `set_outcome` becomes an [`AgentEvent::Outcome`] (recorded
+//! on the call, read by the dialer), `opt_out` the outcome `opted_out` and an end of the call
+//! after the goodbye. A reply that did nothing but `set_outcome` gets one follow-up request
+//! with the tool results, so the caller hears the model's next words instead of silence.
 //!
 //! Failure policy, per turn:
 //! - before a 200 stream starts, connection errors, 429 (not `insufficient_quota`) and 5xx are
@@ -22,9 +25,9 @@
 //!
 //! History: [`AgentSession::reply_heard`] records only what the caller heard, so the model's
 //! context matches the call — the heard prefix after a barge-in, the apology when the caller
-//! heard that instead. A reply's `end_call` / `transfer_call` calls are kept as the assistant
-//! message's `tool_calls`, each followed by its `tool` result (unless the caller cut the reply
-//! short, which drops the action too). Text the engine said itself ([`AgentSession::said`])
+//! heard that instead. A reply's tool calls are kept as the assistant message's `tool_calls`,
+//! each followed by its `tool` result (unless the caller cut the reply short, which drops the
+//! action too; outcome calls stay, the outcome was recorded). Text the engine said itself ([`AgentSession::said`])
 //! is kept as an assistant message. Barge-in: cancelling the turn drops the HTTP response at
 //! once (the server sees the client go away) and ends the event channel.
 //!
@@ -41,8 +44,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use self::history::ReplyTools;
 use self::turn::Turn;
-use self::wire::{ChatMessage, ToolUse};
+use self::wire::ChatMessage;
 #[cfg(doc)]
 use super::CallAction;
 use super::{Agent, AgentEvent, AgentSession, CallerTurn, EVENT_QUEUE};
@@ -164,7 +168,7 @@ struct OpenAiSession {
     history: Vec<ChatMessage>,
     last: LastReply,
     /// The tool calls of the last reply, left here by its turn task.
-    tools: Arc<Mutex<Vec<ToolUse>>>,
+    tools: Arc<Mutex<ReplyTools>>,
 }
 
 impl AgentSession for OpenAiSession {
@@ -199,7 +203,7 @@ impl AgentSession for OpenAiSession {
         self.trim_history();
         self.last = LastReply::Response;
         if let Ok(mut tools) = self.tools.lock() {
-            tools.clear();
+            *tools = ReplyTools::default();
         }
         let turn = Turn {
             inner: self.inner.clone(),
@@ -231,20 +235,11 @@ impl AgentSession for OpenAiSession {
             }
             LastReply::Response => {
                 let tools = match self.tools.lock() {
-                    Ok(mut t) if !interrupted => std::mem::take(&mut *t),
-                    _ => Vec::new(),
+                    Ok(mut t) => std::mem::take(&mut *t),
+                    Err(_) => ReplyTools::default(),
                 };
                 let content = Some(heard.to_string()).filter(|h| !h.is_empty());
-                if !tools.is_empty() {
-                    self.history
-                        .push(ChatMessage::assistant_calling(content, &tools));
-                    for tool in &tools {
-                        self.history
-                            .push(ChatMessage::tool_result(&tool.id, tool_result(tool)));
-                    }
-                } else if let Some(content) = content {
-                    self.history.push(ChatMessage::new("assistant", content));
-                }
+                self.history.extend(tools.messages(content, interrupted));
             }
             LastReply::None => debug!(
                 call_sid = self.call_sid,
@@ -279,14 +274,6 @@ impl OpenAiSession {
         while self.history.get(system).is_some_and(|m| m.role == "tool") {
             self.history.remove(system);
         }
-    }
-}
-
-/// What a call-control tool did, as its `tool` message says.
-fn tool_result(tool: &ToolUse) -> String {
-    match tool.name.as_str() {
-        "end_call" => "The call is being ended.".to_owned(),
-        _ => "The call is being transferred.".to_owned(),
     }
 }
 

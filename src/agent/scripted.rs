@@ -24,7 +24,16 @@
 //! [states.done]
 //! say = "Your order {digits} will arrive tomorrow. Goodbye."  # {digits}: "1 2 3", spaced
 //! end = true                           # hang up after saying it (or `transfer = "+1555…"`)
+//! outcome = "order_checked"            # the call's outcome, recorded on reaching the state
+//!
+//! [states.stop]                        # e.g. reached on keywords ["stop calling", "remove me"]
+//! say = "Understood, we will not call you again. Goodbye."
+//! opt_out = true                       # outcome `opted_out` (the dialer puts the number on
+//!                                      # the do-not-call list), hang up after saying it
 //! ```
+//! An `outcome` is a label: 1-64 lower-case letters, digits or `_` (the last one a call
+//! reaches wins). `opt_out` cannot go with `outcome` or `transfer`; the start state can carry
+//! none of `end`, `transfer`, `outcome`, `opt_out`.
 //! For a spoken turn, keywords are tried first, then a `dtmf` equal to the digits spoken, then
 //! `digits = true`. Digits are ASCII digits only (STT writes spoken numbers as digits). Raw
 //! audio turns (no STT) are ignored. The flow is validated on load; errors name the state.
@@ -41,7 +50,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::sentences::SentenceSplitter;
 use super::{Agent, AgentEvent, AgentSession, CallAction, CallerTurn};
+use crate::dialer::model::OPTED_OUT;
 use crate::provider::CallIds;
+
+mod validate;
+use self::validate::validate;
 
 /// The number the demo flow transfers to (a reserved 555 number; replace in a real flow).
 pub const DEMO_TRANSFER_TO: &str = "+15555550100";
@@ -58,7 +71,9 @@ pub enum FlowError {
     Toml(String),
     #[error("start state `{0}` is not defined under [states]")]
     MissingStart(String),
-    #[error("start state `{0}` cannot end or transfer the call (a greeting carries no action)")]
+    #[error(
+        "start state `{0}` cannot end or transfer the call, opt out or set an outcome (a greeting carries no action)"
+    )]
     StartHasAction(String),
     #[error("state `{state}`: transition {index} goes to unknown state `{to}`")]
     UnknownTarget {
@@ -76,6 +91,10 @@ pub enum FlowError {
     BadTransfer { state: String, number: String },
     #[error("state `{0}`: `end` and `transfer` cannot both be set")]
     EndAndTransfer(String),
+    #[error("state `{state}`: outcome `{outcome}` must be 1-64 lower-case letters, digits or `_`")]
+    BadOutcome { state: String, outcome: String },
+    #[error("state `{0}`: `opt_out` cannot go with `outcome` or `transfer`")]
+    OptOutConflict(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -94,6 +113,11 @@ struct State {
     end: bool,
     transfer: Option<String>,
     fallback: Option<String>,
+    /// The call's outcome, recorded when the flow reaches this state.
+    outcome: Option<String>,
+    /// The person opted out: outcome `opted_out`, and hang up after `say`.
+    #[serde(default)]
+    opt_out: bool,
     #[serde(default)]
     on: Vec<Transition>,
 }
@@ -144,6 +168,8 @@ impl ScriptedAgent {
                 end: false,
                 transfer: None,
                 fallback: None,
+                outcome: None,
+                opt_out: false,
                 on: Vec::new(),
             };
             let states = BTreeMap::from([("start".to_string(), state)]);
@@ -155,66 +181,6 @@ impl ScriptedAgent {
             }
         })
     }
-}
-
-fn validate(flow: &Flow) -> Result<(), FlowError> {
-    let start = flow
-        .states
-        .get(&flow.start)
-        .ok_or_else(|| FlowError::MissingStart(flow.start.clone()))?;
-    if start.end || start.transfer.is_some() {
-        return Err(FlowError::StartHasAction(flow.start.clone()));
-    }
-    for (name, state) in &flow.states {
-        let state_name = || name.clone();
-        if state.end && state.transfer.is_some() {
-            return Err(FlowError::EndAndTransfer(state_name()));
-        }
-        if let Some(number) = &state.transfer {
-            let ok = number.strip_prefix('+').is_some_and(|d| {
-                (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
-            });
-            if !ok {
-                return Err(FlowError::BadTransfer {
-                    state: state_name(),
-                    number: number.clone(),
-                });
-            }
-        }
-        for (index, t) in state.on.iter().enumerate() {
-            if t.keywords.is_empty() && t.dtmf.is_none() && !t.digits {
-                return Err(FlowError::EmptyTransition {
-                    state: state_name(),
-                    index,
-                });
-            }
-            if t.keywords.iter().any(|k| words(k).is_empty()) {
-                return Err(FlowError::EmptyKeyword {
-                    state: state_name(),
-                    index,
-                });
-            }
-            let dtmf_ok = |d: &str| {
-                !d.is_empty()
-                    && d.chars()
-                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
-            };
-            if let Some(dtmf) = t.dtmf.as_ref().filter(|d| !dtmf_ok(d)) {
-                return Err(FlowError::BadDtmf {
-                    state: state_name(),
-                    dtmf: dtmf.clone(),
-                });
-            }
-            if !flow.states.contains_key(&t.to) {
-                return Err(FlowError::UnknownTarget {
-                    state: state_name(),
-                    index,
-                    to: t.to.clone(),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Agent for ScriptedAgent {
@@ -286,8 +252,14 @@ impl ScriptedSession {
                     "flow transition"
                 );
                 self.state = to.to_string();
+                let outcome = match target.opt_out {
+                    true => Some(OPTED_OUT),
+                    false => target.outcome.as_deref(),
+                };
+                // First: recorded even if the caller cuts the words short.
+                out.extend(outcome.map(|o| AgentEvent::Outcome(o.to_owned())));
                 out.extend(pieces(&render(&target.say, &digits)));
-                if target.end {
+                if target.end || target.opt_out {
                     out.push(AgentEvent::Action(CallAction::EndCall));
                 } else if let Some(to) = &target.transfer {
                     out.push(AgentEvent::Action(CallAction::Transfer { to: to.clone() }));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -161,15 +161,17 @@ pub async fn upload(
     params(("id" = String, Path, description = "Campaign id"), Page), security(("bearer" = [])),
     responses(
         (status = 200, description = "Contacts in upload order, each with its attempts and links to the call records", body = [Contact]),
+        (status = 400, description = "A bad query parameter (named in `parameter`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No store", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn contacts(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Contact>>, Problem> {
-    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let page = Page::parse(raw.as_deref())?;
+    let limit = page.limit.unwrap_or(100);
     let list = state
         .dialer()?
         .store

@@ -34,7 +34,13 @@ pub struct AgentProfile {
     pub tts_provider: Option<TtsProvider>,
     /// The OpenAI Realtime voice (`realtime.voice` when unset).
     pub voice: Option<String>,
+    /// Said after the beep when a campaign using this profile leaves voicemail and gives no
+    /// message itself (`dialer.voicemail_message` when unset).
+    pub voicemail_message: Option<String>,
 }
+
+/// The longest voicemail message (as for a campaign's).
+pub const MAX_VOICEMAIL_CHARS: usize = 1000;
 
 /// A profile with everything filled in.
 #[derive(Debug, Clone)]
@@ -44,6 +50,7 @@ pub struct ResolvedProfile {
     pub stt: SttConfig,
     pub tts: TtsConfig,
     pub voice: Option<String>,
+    pub voicemail_message: Option<String>,
 }
 
 impl Config {
@@ -67,6 +74,7 @@ impl Config {
             stt: self.stt.clone(),
             tts: self.tts.clone(),
             voice: None,
+            voicemail_message: None,
         };
         let Some(p) = self.agents.get(name) else {
             return (name == DEFAULT_PROFILE).then_some(base);
@@ -85,7 +93,19 @@ impl Config {
         set(&mut r.stt.provider, p.stt_provider);
         set(&mut r.tts.provider, p.tts_provider);
         r.voice = p.voice.clone();
+        r.voicemail_message = p.voicemail_message.clone();
         Some(r)
+    }
+
+    /// Each profile's own voicemail message, by profile name (profiles without one absent).
+    pub fn voicemail_messages(&self) -> BTreeMap<String, String> {
+        self.profile_names()
+            .into_iter()
+            .filter_map(|name| {
+                let message = self.profile(&name)?.voicemail_message?;
+                Some((name, message))
+            })
+            .collect()
     }
 
     /// Check every profile and every number's profile.
@@ -127,6 +147,11 @@ fn check_profile(prefix: &str, p: &ResolvedProfile, source: TurnSource) -> Resul
         })
     };
     let (kind, stt, tts) = (p.agent.kind, p.stt.provider, p.tts.provider);
+    if let Some(m) = &p.voicemail_message
+        && (m.trim().is_empty() || m.chars().count() > MAX_VOICEMAIL_CHARS)
+    {
+        return invalid("voicemail_message", "must be 1-1000 characters when set");
+    }
     if p.agent.apology.trim().is_empty() {
         return invalid(
             "apology",
@@ -271,6 +296,26 @@ mod tests {
         let e = Config::from_toml_str("[numbers]\n\"+1555\" = \"ghost\"").unwrap_err();
         assert!(e.to_string().contains("numbers.+1555"), "{e}");
         assert!(Config::from_toml_str("[agents.rt]\nkind = \"openai_realtime\"").is_ok());
+    }
+
+    #[test]
+    fn a_profile_may_carry_its_own_voicemail_message() {
+        let c = Config::from_toml_str(
+            "[agents.sales]\nvoicemail_message = \"Hi, Acme sales. Call us back.\"\n\
+             [agents.support]\ngreeting = \"Hi\"",
+        )
+        .unwrap();
+        let by_profile = c.voicemail_messages();
+        assert_eq!(
+            by_profile.get("sales").map(String::as_str),
+            Some("Hi, Acme sales. Call us back.")
+        );
+        assert_eq!(by_profile.len(), 1, "{by_profile:?}");
+        for bad in ["\" \"".to_owned(), format!("\"{}\"", "x".repeat(1001))] {
+            let e = Config::from_toml_str(&format!("[agents.s]\nvoicemail_message = {bad}"))
+                .unwrap_err();
+            assert!(e.to_string().contains("agents.s.voicemail_message"), "{e}");
+        }
     }
 
     fn openai_with(extra: &str) -> Result<Config, ConfigError> {

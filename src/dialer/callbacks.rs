@@ -1,7 +1,8 @@
 //! Twilio's status and AMD callbacks for dialled calls (already signature-checked by the
 //! webhook guard). Status changes go to the call record and the attempt; a final status ends
 //! the attempt and moves its contact on. An AMD verdict hangs up on a machine, or leaves the
-//! voicemail message once the greeting ended. Unknown calls and repeated callbacks change
+//! voicemail message once the greeting ended (the campaign's, else its agent profile's, else
+//! `dialer.voicemail_message`). Unknown calls and repeated callbacks change
 //! nothing (every write is conditional), and are answered 204 like any other.
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use chrono::{Duration, Utc};
 
 use super::Dialer;
 use super::model::{Outcome, VoicemailAction};
+use crate::config::profiles::DEFAULT_PROFILE;
 use crate::metrics::{DIALER_CALLBACKS, DIALER_OUTCOMES};
 use crate::store::StoreError;
 use crate::store::record::{CallProgress, CallStatus};
@@ -119,7 +121,11 @@ impl Dialer {
         };
         if leave {
             let text = campaign
-                .and_then(|c| c.spec.voicemail_message)
+                .and_then(|c| {
+                    let profile = c.spec.agent.as_deref().unwrap_or(DEFAULT_PROFILE);
+                    let own = self.profile_voicemail.get(profile).cloned();
+                    c.spec.voicemail_message.or(own)
+                })
                 .unwrap_or_else(|| self.cfg.voicemail_message.clone());
             let twiml = format!(
                 "<Response><Say>{}</Say><Hangup/></Response>",

@@ -21,6 +21,7 @@ pub mod place;
 pub mod store;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -57,6 +58,8 @@ pub struct Dialer {
     records: Option<Arc<dyn CallStore>>,
     twilio: Option<Arc<TwilioRest>>,
     cfg: DialerConfig,
+    /// Agent profiles' own voicemail messages, by profile name.
+    profile_voicemail: BTreeMap<String, String>,
     /// `http(s)://host` Twilio reaches this server at (webhook, callbacks).
     public_base: String,
     /// This process's id in attempt rows.
@@ -76,6 +79,9 @@ pub struct DialerParts {
     pub records: Option<Arc<dyn CallStore>>,
     pub twilio: Option<Arc<TwilioRest>>,
     pub cfg: DialerConfig,
+    /// Agent profiles' own voicemail messages, by profile name
+    /// ([`Config::voicemail_messages`](crate::config::Config::voicemail_messages)).
+    pub profile_voicemail: BTreeMap<String, String>,
     pub public_base: String,
     pub max_calls: usize,
     pub active_calls: ActiveCalls,
@@ -89,6 +95,7 @@ impl Dialer {
             records: parts.records,
             twilio: parts.twilio,
             cfg: parts.cfg,
+            profile_voicemail: parts.profile_voicemail,
             public_base: parts.public_base.trim_end_matches('/').to_owned(),
             instance: store::new_id("IN"),
             max_calls: parts.max_calls,

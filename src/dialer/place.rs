@@ -122,9 +122,7 @@ impl Dialer {
 
     /// `POST /api/calls`: check, record the attempt, place the call; the call's id at once.
     pub async fn call(self: &Arc<Self>, req: &OutboundCall) -> Result<PlacedCall, DialerError> {
-        if self.twilio.is_none() {
-            return Err(DialerError::NoTwilio);
-        }
+        // The request is checked first: a bad one is the caller's error whatever is configured.
         if !is_e164(&req.to) {
             return Err(DialerError::Invalid(
                 "to",
@@ -153,6 +151,9 @@ impl Dialer {
         }
         if req.variables.len() > super::contacts::MAX_VARIABLES {
             return Err(DialerError::Invalid("variables", "too many".into()));
+        }
+        if self.twilio.is_none() {
+            return Err(DialerError::NoTwilio);
         }
         let active = (self.active_calls)() + self.creating.load(Ordering::Acquire);
         if active >= self.max_calls {

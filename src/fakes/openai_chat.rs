@@ -37,9 +37,9 @@ use super::{FakeServer, Fault, Faults, Observed};
 pub struct FakeReply {
     /// Content pieces, each streamed as its own delta.
     pub content: Vec<String>,
-    /// A tool call `(name, JSON arguments)` after the content; its arguments are split over
-    /// several fragments.
-    pub tool_call: Option<(String, String)>,
+    /// Tool calls `(name, JSON arguments)` after the content (parallel calls: index 0, 1, …);
+    /// each one's arguments are split over several fragments.
+    pub tool_calls: Vec<(String, String)>,
     /// Pause between chunks, ms.
     pub delay_ms: u64,
 }
@@ -53,9 +53,10 @@ impl FakeReply {
         }
     }
 
-    /// This reply with a tool call after the content.
+    /// This reply with (another) tool call after the content.
     pub fn with_tool(mut self, name: &str, json_args: &str) -> Self {
-        self.tool_call = Some((name.to_string(), json_args.to_string()));
+        self.tool_calls
+            .push((name.to_string(), json_args.to_string()));
         self
     }
 

@@ -131,6 +131,7 @@ fn dialer_for(
         records,
         twilio: services.twilio.clone(),
         cfg: config.dialer.clone(),
+        profile_voicemail: config.voicemail_messages(),
         public_base: format!("{}://{host}", config.security.public_scheme),
         max_calls: config.limits.max_calls,
         active_calls: Arc::new(move || calls.active()),

@@ -122,7 +122,10 @@ async fn streamed_reply_arrives_as_sentences_in_order_then_done() {
     );
     let req = &fake.requests.snapshot()[0];
     assert_eq!(req.model, "gpt-test");
-    assert_eq!(req.tools, vec!["end_call", "transfer_call"]);
+    assert_eq!(
+        req.tools,
+        vec!["end_call", "transfer_call", "set_outcome", "opt_out"]
+    );
     assert_eq!(fake.stream_end(0, LIMIT).await, Some(StreamEnd::Completed));
 }
 
@@ -226,6 +229,106 @@ async fn tool_calls_become_actions_and_stay_in_the_history_with_their_results() 
     assert_eq!(messages[7], msg("user", "hello?"));
     assert_eq!(messages[8], msg("user", "still there?"));
     assert_eq!(messages.len(), 9);
+}
+
+#[tokio::test]
+async fn a_reply_that_only_sets_an_outcome_is_followed_up_once() {
+    let fake = FakeOpenAiChat::start(KEY).await.unwrap();
+    fake.push_reply(FakeReply::default().with_tool("set_outcome", r#"{"outcome":"Interested"}"#));
+    fake.push_reply(FakeReply::text("Great, I will send the details."));
+    // Next turn: outcome-only twice; the follow-up is not repeated.
+    fake.push_reply(FakeReply::default().with_tool("set_outcome", r#"{"outcome":"a"}"#));
+    fake.push_reply(FakeReply::default().with_tool("set_outcome", r#"{"outcome":"b"}"#));
+    fake.push_reply(
+        FakeReply::text("Understood. Goodbye.")
+            .with_tool("set_outcome", r#"{"outcome":"not_interested"}"#)
+            .with_tool("opt_out", "{}"),
+    );
+    let mut s = session(&agent(&fake));
+    assert_eq!(
+        say(&mut s, "yes please").await,
+        vec![
+            AgentEvent::Outcome("interested".into()),
+            text("Great, I will send the details."),
+            AgentEvent::Done
+        ]
+    );
+    let requests = fake.requests.snapshot();
+    assert_eq!(requests.len(), 2);
+    let follow_up = &requests[1].messages;
+    let n = follow_up.len();
+    assert_eq!(
+        follow_up[n - 2]["tool_calls"][0]["function"]["name"],
+        "set_outcome"
+    );
+    assert_eq!(follow_up[n - 1]["role"], "tool");
+    assert_eq!(
+        follow_up[n - 1]["tool_call_id"],
+        follow_up[n - 2]["tool_calls"][0]["id"]
+    );
+    s.reply_heard("Great, I will send the details.", false);
+
+    assert_eq!(
+        say(&mut s, "hmm").await,
+        vec![
+            AgentEvent::Outcome("a".into()),
+            AgentEvent::Outcome("b".into()),
+            AgentEvent::Done
+        ]
+    );
+    assert_eq!(fake.requests.snapshot().len(), 4);
+    s.reply_heard("", false);
+
+    assert_eq!(
+        say(&mut s, "stop calling me").await,
+        vec![
+            text("Understood."),
+            text("Goodbye."),
+            AgentEvent::Outcome("not_interested".into()),
+            AgentEvent::Outcome("opted_out".into()),
+            AgentEvent::Action(CallAction::EndCall),
+            AgentEvent::Done
+        ]
+    );
+    s.reply_heard("Understood. Goodbye.", false);
+    say(&mut s, "bye").await;
+    // The history is valid: every assistant tool call has its result right after it.
+    let messages = &fake.requests.snapshot()[5].messages;
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+            "user",
+            "assistant",
+            "tool",
+            "tool",
+            "user"
+        ]
+    );
+    for (i, m) in messages.iter().enumerate() {
+        for (k, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
+            assert_eq!(
+                messages[i + 1 + k]["tool_call_id"],
+                call["id"],
+                "{messages:?}"
+            );
+        }
+    }
+    assert_eq!(messages[4]["content"], "Great, I will send the details.");
+    assert_eq!(messages[11]["content"], "Understood. Goodbye.");
 }
 
 #[tokio::test]

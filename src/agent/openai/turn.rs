@@ -13,8 +13,9 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout, timeout_at};
-use tracing::warn;
+use tracing::{debug, warn};
 
+use super::history::ReplyTools;
 use super::wire::{ChatMessage, ReplyDecoder, SseEvent, SseParser, ToolUse, request_body};
 use super::{Endpoint, Inner, MAX_RETRIES, PROVIDER};
 use crate::agent::AgentEvent;
@@ -88,13 +89,57 @@ pub(super) struct Turn {
     pub messages: Vec<ChatMessage>,
     pub tx: mpsc::Sender<AgentEvent>,
     /// Where the reply's tool calls are left for the history.
-    pub tools: Arc<Mutex<Vec<ToolUse>>>,
+    pub tools: Arc<Mutex<ReplyTools>>,
 }
 
 impl Turn {
-    /// Primary (with retries and one resume), then the fallback if nothing was heard yet;
-    /// `Failed` if all fail.
-    pub async fn run(self) {
+    /// The reply, then (once) a follow-up request when it only recorded an outcome: a reply
+    /// of nothing but `set_outcome` calls would leave the caller in silence, so their results
+    /// go back to the model, whose next reply is what the caller hears. Then `Done`.
+    pub async fn run(mut self) {
+        let mut tools = ReplyTools::default();
+        loop {
+            let Some((response, calls, said_any)) = self.reply().await else {
+                return;
+            };
+            let outcome_only = !calls.is_empty() && calls.iter().all(|c| c.name == "set_outcome");
+            if !said_any && outcome_only && tools.answered.is_empty() {
+                debug!(
+                    call_sid = self.call_sid,
+                    "reply only set an outcome; asking again"
+                );
+                drain(response).await;
+                let step = ReplyTools {
+                    answered: Vec::new(),
+                    last: calls.clone(),
+                };
+                self.messages.extend(step.messages(None, false));
+                tools.answered = calls;
+                self.keep(&tools);
+                continue;
+            }
+            tools.last = calls;
+            self.keep(&tools);
+            if self.tx.send(AgentEvent::Done).await.is_err() {
+                return;
+            }
+            drop(self.tx); // The channel ends now; finishing the body is our business.
+            drain(response).await;
+            return;
+        }
+    }
+
+    /// Leave the reply's tool calls for the history.
+    fn keep(&self, tools: &ReplyTools) {
+        if let Ok(mut slot) = self.tools.lock() {
+            *slot = tools.clone();
+        }
+    }
+
+    /// One request's reply: primary (with retries and one resume), then the fallback if
+    /// nothing was heard yet. `(response, its tool calls, whether it said anything)`; `None`
+    /// when the session went away or every server failed (then `Failed` was sent).
+    async fn reply(&self) -> Option<(reqwest::Response, Vec<ToolUse>, bool)> {
         let mut said = Said::default();
         let mut last_err: Option<ProviderError> = None;
         for server in &self.inner.servers {
@@ -106,19 +151,15 @@ impl Turn {
                     after = %err, "agent failing over");
             }
             match self.run_server(server, &mut said).await {
-                Ok(mut response) => {
-                    drop(self.tx); // The channel ends now; finishing the body is our business.
-                    let drain = async { while let Ok(Some(_)) = response.chunk().await {} };
-                    let _ = timeout(DRAIN, drain).await;
-                    return;
-                }
-                Err(Stop::Gone) => return,
+                Ok((response, calls)) => return Some((response, calls, !said.pieces.is_empty())),
+                Err(Stop::Gone) => return None,
                 Err(Stop::Failed(f)) => last_err = Some(f.err),
             }
         }
         if let Some(err) = last_err {
             let _ = self.tx.send(AgentEvent::Failed(err)).await;
         }
+        None
     }
 
     /// Attempts against one server: transient failures before streaming are retried; a
@@ -127,7 +168,7 @@ impl Turn {
         &self,
         server: &Endpoint,
         said: &mut Said,
-    ) -> Result<reqwest::Response, Stop> {
+    ) -> Result<(reqwest::Response, Vec<ToolUse>), Stop> {
         let mut attempt = 0;
         let mut resumed = false;
         loop {
@@ -166,8 +207,13 @@ impl Turn {
     }
 
     /// One request: send, check the status, stream the reply to the session. Returns the
-    /// response (after `Done`) so the caller can finish reading it.
-    async fn attempt(&self, server: &Endpoint, said: &mut Said) -> Result<reqwest::Response, Stop> {
+    /// response (the reply complete, `Done` not yet sent) so the caller can finish reading
+    /// it, and the reply's tool calls.
+    async fn attempt(
+        &self,
+        server: &Endpoint,
+        said: &mut Said,
+    ) -> Result<(reqwest::Response, Vec<ToolUse>), Stop> {
         let deadline = Instant::now() + self.inner.timeout;
         let timed_out =
             || ProviderError::Timeout(format!("no reply within {:?}", self.inner.timeout));
@@ -227,21 +273,22 @@ impl Turn {
             return Err(Stop::in_stream(err));
         }
         let tools = decoder.tool_uses();
-        let (events, unknown) = decoder.finish().map_err(Stop::in_stream)?;
-        for tool in unknown {
+        let done = decoder.finish().map_err(Stop::in_stream)?;
+        for tool in done.unknown {
             warn!(call_sid = self.call_sid, tool, "unknown tool call ignored");
         }
-        if let Ok(mut slot) = self.tools.lock() {
-            *slot = tools;
+        for err in done.malformed {
+            count_error(PROVIDER, &err);
+            warn!(call_sid = self.call_sid, error = %err, "tool call skipped");
+            self.send(AgentEvent::Warning(err)).await?;
         }
-        for out in events {
+        for out in done.events {
             self.piece(out, said).await?;
         }
         if said.repeated < said.pieces.len() {
             return Err(Stop::diverged()); // The resumed reply is shorter than what was said.
         }
-        self.send(AgentEvent::Done).await?;
-        Ok(response)
+        Ok((response, tools))
     }
 
     /// Decode one event and pass its pieces on. One malformed event is skipped (counted and
@@ -289,6 +336,12 @@ impl Turn {
     async fn send(&self, event: AgentEvent) -> Result<(), Stop> {
         self.tx.send(event).await.map_err(|_| Stop::Gone)
     }
+}
+
+/// Finish reading a complete reply's body (bounded) so the connection can be reused.
+async fn drain(mut response: reqwest::Response) {
+    let body = async { while let Ok(Some(_)) = response.chunk().await {} };
+    let _ = timeout(DRAIN, body).await;
 }
 
 /// A broken stream worth one resume: a dropped connection or an in-stream server error (not

@@ -8,15 +8,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::agent::sentences::SentenceSplitter;
-use crate::agent::{AgentEvent, CallAction};
+use crate::agent::{AgentEvent, CallAction, outcome_label};
+use crate::dialer::model::OPTED_OUT;
 use crate::provider::ProviderError;
 
 pub(super) use super::history::{ChatMessage, ToolUse};
 
+/// The tools the agent offers and acts on; any other name is ignored (and logged).
+pub(super) const TOOLS: [&str; 4] = ["end_call", "transfer_call", "set_outcome", "opt_out"];
+
 /// A line longer than this without a line break is not SSE.
 const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// The streamed request: the history plus the two call-control tools.
+/// The streamed request: the history plus the call-control tools (`end_call`,
+/// `transfer_call`, `set_outcome`, `opt_out`).
 pub(super) fn request_body(model: &str, messages: &[ChatMessage]) -> Value {
     json!({
         "model": model,
@@ -34,7 +39,21 @@ pub(super) fn request_body(model: &str, messages: &[ChatMessage]) -> Value {
                 "parameters": {"type": "object",
                     "properties": {"to": {"type": "string",
                         "description": "The phone number in E.164 format, e.g. +15551234567."}},
-                    "required": ["to"]}}}
+                    "required": ["to"]}}},
+            {"type": "function", "function": {
+                "name": "set_outcome",
+                "description": "Record the outcome of the call, e.g. interested, not_interested, \
+                    callback_requested. Keep talking to the caller as usual.",
+                "parameters": {"type": "object",
+                    "properties": {"outcome": {"type": "string",
+                        "description": "The call's outcome, a short snake_case label."}},
+                    "required": ["outcome"]}}},
+            {"type": "function", "function": {
+                "name": "opt_out",
+                "description": "The person asks not to be called again: confirm briefly and say \
+                    goodbye; their number is put on the do-not-call list and the call ends \
+                    after the goodbye.",
+                "parameters": {"type": "object", "properties": {}}}}
         ]
     })
 }
@@ -256,7 +275,7 @@ impl ReplyDecoder {
     pub fn tool_uses(&self) -> Vec<ToolUse> {
         self.tools
             .iter()
-            .filter(|(_, c)| matches!(c.name.as_str(), "end_call" | "transfer_call"))
+            .filter(|(_, c)| TOOLS.contains(&c.name.as_str()))
             .map(|(index, c)| ToolUse {
                 id: if c.id.is_empty() {
                     format!("call_{index}")
@@ -273,27 +292,62 @@ impl ReplyDecoder {
             .collect()
     }
 
-    /// The end of the reply: the last text piece, then one action per recognised tool call
-    /// (in index order). Unknown tools are returned by name to be logged and ignored.
-    pub fn finish(mut self) -> Result<(Vec<AgentEvent>, Vec<String>), ProviderError> {
-        let mut out: Vec<AgentEvent> = self
-            .splitter
-            .finish()
-            .map(AgentEvent::Text)
-            .into_iter()
-            .collect();
-        let mut unknown = Vec::new();
+    /// The end of the reply: the last text piece, then the events of each recognised tool
+    /// call (in index order): an action, or an outcome (`opt_out`: outcome `opted_out`, then
+    /// end the call). Unknown tools come back by name (to be logged and ignored), a
+    /// `set_outcome` without a usable `outcome` as an error (to be counted; the reply goes on).
+    pub fn finish(mut self) -> Result<Finished, ProviderError> {
+        let mut done = Finished {
+            events: self
+                .splitter
+                .finish()
+                .map(AgentEvent::Text)
+                .into_iter()
+                .collect(),
+            ..Finished::default()
+        };
         for call in std::mem::take(&mut self.tools).into_values() {
             match call.name.as_str() {
-                "end_call" => out.push(AgentEvent::Action(CallAction::EndCall)),
-                "transfer_call" => out.push(AgentEvent::Action(CallAction::Transfer {
+                "end_call" => done.events.push(AgentEvent::Action(CallAction::EndCall)),
+                "transfer_call" => done.events.push(AgentEvent::Action(CallAction::Transfer {
                     to: transfer_target(&call.arguments)?,
                 })),
-                _ => unknown.push(format!("{} ({})", call.name, call.id)),
+                "set_outcome" => match outcome_arg(&call.arguments) {
+                    Ok(outcome) => done.events.push(AgentEvent::Outcome(outcome)),
+                    Err(e) => done.malformed.push(e),
+                },
+                "opt_out" => {
+                    done.events.push(AgentEvent::Outcome(OPTED_OUT.to_owned()));
+                    done.events.push(AgentEvent::Action(CallAction::EndCall));
+                }
+                _ => done.unknown.push(format!("{} ({})", call.name, call.id)),
             }
         }
-        Ok((out, unknown))
+        Ok(done)
     }
+}
+
+/// What the end of a reply hands on.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Finished {
+    /// The last text piece, then the tool calls' actions and outcomes.
+    pub events: Vec<AgentEvent>,
+    /// Tools nobody offered, `name (id)`.
+    pub unknown: Vec<String>,
+    /// `set_outcome` calls that were skipped.
+    pub malformed: Vec<ProviderError>,
+}
+
+/// The `outcome` of a `set_outcome`, as a label ([`outcome_label`]).
+pub(super) fn outcome_arg(arguments: &str) -> Result<String, ProviderError> {
+    let args: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
+    let raw = args
+        .get("outcome")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::Malformed("set_outcome has no string `outcome`".into()))?;
+    outcome_label(raw).ok_or_else(|| {
+        ProviderError::Malformed("set_outcome `outcome` must be 1-64 letters, digits or `_`".into())
+    })
 }
 
 /// An error reported inside a 200 stream (`event: error` or a JSON `error` key).

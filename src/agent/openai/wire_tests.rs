@@ -86,9 +86,9 @@ fn content_becomes_sentence_pieces() {
     assert!(d.is_complete() && !d.is_done());
     d.event(ev("[DONE]")).unwrap();
     assert!(d.is_done());
-    let (out, unknown) = d.finish().unwrap();
-    assert_eq!(out, vec![AgentEvent::Text("How".into())]);
-    assert!(unknown.is_empty());
+    let done = d.finish().unwrap();
+    assert_eq!(done.events, vec![AgentEvent::Text("How".into())]);
+    assert!(done.unknown.is_empty() && done.malformed.is_empty());
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn fragmented_tool_calls_accumulate_by_index() {
         r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
     ))
     .unwrap();
-    let (out, _) = d.finish().unwrap();
+    let out = d.finish().unwrap().events;
     assert_eq!(
         out,
         vec![
@@ -128,7 +128,7 @@ fn whole_tool_call_in_one_delta_and_object_arguments() {
     let mut d = ReplyDecoder::default();
     d.event(ev(r#"{"choices":[{"delta":{"tool_calls":[{"id":"c","function":{"name":"transfer_call","arguments":{"to":"+442071838750"}}}]},"finish_reason":"tool_calls"}]}"#)).unwrap();
     assert!(d.got_token());
-    let (out, _) = d.finish().unwrap();
+    let out = d.finish().unwrap().events;
     assert_eq!(
         out,
         vec![AgentEvent::Action(CallAction::Transfer {
@@ -154,8 +154,112 @@ fn bad_tool_calls() {
     d.event(ev(r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c9","function":{"name":"get_weather","arguments":"{}"}}]}}]}"#)).unwrap();
     assert_eq!(
         d.finish().unwrap(),
-        (vec![], vec!["get_weather (c9)".to_string()])
+        Finished {
+            unknown: vec!["get_weather (c9)".to_string()],
+            ..Finished::default()
+        }
     );
+}
+
+/// One streamed chunk holding a tool-call fragment.
+fn tool_frag(v: Value) -> SseEvent {
+    ev(&json!({"choices": [{"index": 0, "delta": {"tool_calls": [v]}}]}).to_string())
+}
+
+#[test]
+fn set_outcome_and_opt_out_become_outcomes() {
+    let mut d = ReplyDecoder::default();
+    d.event(ev(
+        r#"{"choices":[{"delta":{"content":"Great, I will note that."}}]}"#,
+    ))
+    .unwrap();
+    d.event(tool_frag(
+        json!({"index": 0, "id": "call_a", "type": "function",
+        "function": {"name": "set_outcome", "arguments": ""}}),
+    ))
+    .unwrap();
+    for part in [r#"{"outc"#, r#"ome":" Callback"#, r#" requested"}"#] {
+        d.event(tool_frag(
+            json!({"index": 0, "function": {"arguments": part}}),
+        ))
+        .unwrap();
+    }
+    d.event(tool_frag(
+        json!({"index": 1, "id": "call_b", "type": "function",
+        "function": {"name": "opt_out", "arguments": "{}"}}),
+    ))
+    .unwrap();
+    d.event(ev(
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+    ))
+    .unwrap();
+    let uses = d.tool_uses();
+    assert_eq!(
+        uses.iter()
+            .map(|u| (u.id.as_str(), u.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("call_a", "set_outcome"), ("call_b", "opt_out")]
+    );
+    assert_eq!(uses[0].arguments, r#"{"outcome":" Callback requested"}"#);
+    let done = d.finish().unwrap();
+    assert_eq!(
+        done.events,
+        vec![
+            AgentEvent::Text("Great, I will note that.".into()),
+            AgentEvent::Outcome("callback_requested".into()),
+            AgentEvent::Outcome("opted_out".into()),
+            AgentEvent::Action(CallAction::EndCall),
+        ]
+    );
+    assert!(done.unknown.is_empty() && done.malformed.is_empty());
+}
+
+#[test]
+fn a_bad_set_outcome_is_skipped_not_fatal() {
+    for args in [
+        "{}",
+        r#"{"outcome":""}"#,
+        r#"{"outcome":7}"#,
+        r#"{"outcome":"a;b"}"#,
+        r#"{"out"#,
+    ] {
+        let mut d = ReplyDecoder::default();
+        d.event(ev(r#"{"choices":[{"delta":{"content":"Okay."}}]}"#))
+            .unwrap();
+        d.event(tool_frag(
+            json!({"index": 0, "id": "c", "function": {"name": "set_outcome", "arguments": args}}),
+        ))
+        .unwrap();
+        let done = d.finish().unwrap();
+        assert_eq!(
+            done.events,
+            vec![AgentEvent::Text("Okay.".into())],
+            "{args}"
+        );
+        assert_eq!(done.malformed.len(), 1, "{args}");
+        assert_eq!(done.malformed[0].kind(), "malformed");
+    }
+    let long = format!(r#"{{"outcome":"{}"}}"#, "x".repeat(65));
+    assert!(outcome_arg(&long).is_err());
+    assert_eq!(
+        outcome_arg(r#"{"outcome":"Not-Interested"}"#).unwrap(),
+        "not_interested"
+    );
+}
+
+#[test]
+fn the_request_offers_the_outcome_tools() {
+    let body = request_body("m", &[ChatMessage::new("user", "hi")]);
+    let names: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, TOOLS);
+    let set = &body["tools"][2]["function"]["parameters"];
+    assert_eq!(set["required"], json!(["outcome"]));
+    assert_eq!(set["properties"]["outcome"]["type"], "string");
 }
 
 #[test]
@@ -207,7 +311,10 @@ fn request_body_has_stream_usage_history_and_tools() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, vec!["end_call", "transfer_call"]);
+    assert_eq!(
+        tools,
+        vec!["end_call", "transfer_call", "set_outcome", "opt_out"]
+    );
     assert_eq!(
         body["tools"][1]["function"]["parameters"]["required"],
         json!(["to"])

@@ -55,17 +55,16 @@ fn demo_greets_once_then_takes_an_order_by_keys() {
         keys(&mut s, "1"),
         texts(&["Sure.", "Please say or key in your order number."])
     );
-    assert_eq!(
-        keys(&mut s, "12345#"),
-        with_action(
-            &[
-                "Thank you.",
-                "Your order 1 2 3 4 5 will arrive tomorrow.",
-                "Goodbye."
-            ],
-            CallAction::EndCall
-        )
+    let mut confirmed = with_action(
+        &[
+            "Thank you.",
+            "Your order 1 2 3 4 5 will arrive tomorrow.",
+            "Goodbye.",
+        ],
+        CallAction::EndCall,
     );
+    confirmed.insert(0, AgentEvent::Outcome("order_checked".into()));
+    assert_eq!(keys(&mut s, "12345#"), confirmed);
 }
 
 #[test]
@@ -76,7 +75,7 @@ fn demo_by_speech_with_keywords_and_spoken_digits() {
         AgentEvent::Text("Sure.".into())
     );
     assert_eq!(
-        say(&mut s, "It is 98 76.")[1],
+        say(&mut s, "It is 98 76.")[2],
         AgentEvent::Text("Your order 9 8 7 6 will arrive tomorrow.".into())
     );
 
@@ -190,7 +189,8 @@ fn the_same_turns_give_the_same_replies() {
 fn demo_flow_is_valid_and_fits_the_event_queue() {
     let agent = ScriptedAgent::from_toml(DEMO_FLOW).unwrap();
     for state in agent.flow.states.values() {
-        assert!(pieces(&state.say).len() + 2 <= crate::agent::EVENT_QUEUE);
+        // Pieces, outcome, action, done.
+        assert!(pieces(&state.say).len() + 3 <= crate::agent::EVENT_QUEUE);
     }
     assert_eq!(
         agent.flow.states["agent"].transfer.as_deref(),
@@ -262,6 +262,93 @@ fn validation_errors_name_the_state() {
         err("start = \"a\"\n[states.a]\nsey = \"typo\""),
         FlowError::Toml(_)
     ));
+}
+
+#[test]
+fn a_state_records_its_outcome_and_an_opt_out_state_hangs_up() {
+    let flow = r#"
+start = "ask"
+[states.ask]
+say = "Would you like a quote?"
+[[states.ask.on]]
+keywords = ["yes"]
+to = "yes"
+[[states.ask.on]]
+keywords = ["stop calling", "remove me"]
+to = "stop"
+[states.yes]
+say = "Great. Someone will call you back."
+outcome = "interested"
+[[states.yes.on]]
+keywords = ["thanks"]
+to = "ask"
+[states.stop]
+say = "Understood. Goodbye."
+opt_out = true
+"#;
+    let agent = ScriptedAgent::from_toml(flow).unwrap();
+    let mut s = agent.start_call(&call());
+    assert_eq!(s.greeting().as_deref(), Some("Would you like a quote?"));
+    assert_eq!(say(&mut s, "hmm"), texts(&["Would you like a quote?"]));
+    let mut yes = texts(&["Great.", "Someone will call you back."]);
+    yes.insert(0, AgentEvent::Outcome("interested".into()));
+    assert_eq!(say(&mut s, "Yes please"), yes);
+    // A state without an outcome records none.
+    assert_eq!(say(&mut s, "thanks"), texts(&["Would you like a quote?"]));
+    let mut stop = with_action(&["Understood.", "Goodbye."], CallAction::EndCall);
+    stop.insert(
+        0,
+        AgentEvent::Outcome(crate::dialer::model::OPTED_OUT.into()),
+    );
+    assert_eq!(say(&mut s, "Please stop calling me"), stop);
+
+    // The demo flow opts out too.
+    let mut s = ScriptedAgent::demo().start_call(&call());
+    let events = say(&mut s, "remove me from your list");
+    assert_eq!(events[0], AgentEvent::Outcome("opted_out".into()));
+    assert!(events.contains(&AgentEvent::Action(CallAction::EndCall)));
+}
+
+#[test]
+fn outcome_and_opt_out_are_validated() {
+    let err = |toml: &str| ScriptedAgent::from_toml(toml).unwrap_err();
+    let base = "start = \"a\"\n[states.a]\nsay = \"hi\"\n[states.b]\nsay = \"bye\"\n";
+    for bad in ["Interested", "", "not interested", "a;b"] {
+        let e = err(&format!("{base}outcome = \"{bad}\""));
+        assert_eq!(
+            e,
+            FlowError::BadOutcome {
+                state: "b".into(),
+                outcome: bad.into()
+            }
+        );
+        assert!(e.to_string().contains("state `b`"));
+    }
+    let long = "x".repeat(65);
+    assert!(matches!(
+        err(&format!("{base}outcome = \"{long}\"")),
+        FlowError::BadOutcome { .. }
+    ));
+    assert_eq!(
+        err(&format!("{base}opt_out = true\noutcome = \"interested\"")),
+        FlowError::OptOutConflict("b".into())
+    );
+    assert_eq!(
+        err(&format!("{base}opt_out = true\ntransfer = \"+15550100\"")),
+        FlowError::OptOutConflict("b".into())
+    );
+    for start in ["outcome = \"interested\"", "opt_out = true"] {
+        assert_eq!(
+            err(&format!("start = \"a\"\n[states.a]\nsay = \"hi\"\n{start}")),
+            FlowError::StartHasAction("a".into())
+        );
+    }
+    assert!(
+        ScriptedAgent::from_toml(&format!(
+            "{base}outcome = \"callback_requested\"\nend = true"
+        ))
+        .is_ok()
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! to Twilio positioned at the moment it will play ([`Recorder::played_audio`]), and every
 //! barge-in ([`Recorder::cleared`]). Positions are 8 kHz frames since the recorder was made:
 //! the caller's from Twilio's media timestamps (anchored to our clock by the earliest-arriving
-//! frame, so jitter does not smear them and lost frames leave gaps where they happened), what
+//! frame until the caller's first audio goes to the writer, then fixed so the channel is never
+//! torn; jitter does not smear it and lost frames leave gaps where they happened), what
 //! was played from the play head. A short window (the playout lead plus 500 ms, plus a block)
 //! stays in memory so a `clear` can still remove what had been sent but not yet heard; older
 //! audio goes in 250 ms blocks to the shared [`RecordingWriter`] thread, which does the file
@@ -176,6 +177,26 @@ impl Window {
     }
 }
 
+/// Where the caller's media timestamps sit on our clock.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    /// Caller position = offset + media timestamp (in frames).
+    offset: i64,
+    /// Where the first caller frame under this anchor was placed.
+    first: i64,
+}
+
+impl Anchor {
+    fn at(offset: i64, first: i64) -> Self {
+        Self { offset, first }
+    }
+
+    /// Has caller audio placed by this anchor already gone to the writer (window base past it)?
+    fn fixed(&self, base: u64) -> bool {
+        self.first < base as i64
+    }
+}
+
 /// One call's recorder. See the module doc for what to call when.
 pub struct Recorder {
     writer: RecordingWriter,
@@ -187,8 +208,8 @@ pub struct Recorder {
     /// Kept in memory behind `now`, and how far ahead of now audio is sent, in frames.
     hold: u64,
     lead: u64,
-    /// Caller position = anchor + media timestamp (in frames).
-    anchor: Option<i64>,
+    /// Caller position = anchor offset + media timestamp (in frames).
+    anchor: Option<Anchor>,
     stats: RecorderStats,
     /// Some block reached the writer (so there is a file).
     sent_any: bool,
@@ -229,28 +250,34 @@ impl Recorder {
         let now = self.pos_of(arrived) as i64;
         let ts = timestamp_ms.min(MAX_TIMESTAMP_MS) as i64 * FRAMES_PER_MS as i64;
         let pos = match self.anchor {
-            Some(a) if a + ts <= now + FUTURE_SLACK && a + ts + JUMP >= now => a + ts,
-            Some(a) if a + ts > now && a + ts - now <= JUMP => {
+            Some(a) if a.offset + ts + JUMP < now || a.offset + ts > now + JUMP => {
+                // Far off either way: the timestamps jumped.
+                self.stats.reanchors += 1;
+                self.anchor = Some(Anchor::at(now - ts, now));
+                now
+            }
+            Some(a) if a.offset + ts > now + FUTURE_SLACK && !a.fixed(self.window.base) => {
                 // Earlier than the anchor allows: the frames so far came late. Anchor on this
                 // one and move what is in the window back with it, so the caller's audio stays
                 // exactly where its timestamps put it.
-                let delta = (a + ts - now) as u64;
-                self.window.shift_back(CALLER, delta);
-                self.anchor = Some(now - ts);
+                let delta = a.offset + ts - now;
+                self.window.shift_back(CALLER, delta as u64);
+                self.anchor = Some(Anchor {
+                    offset: now - ts,
+                    first: a.first - delta,
+                });
                 now
             }
-            Some(_) => {
-                // Far off either way: the timestamps jumped.
-                self.stats.reanchors += 1;
-                self.anchor = Some(now - ts);
-                now
-            }
+            // Where the timestamp puts it. Once some of the caller's audio has gone to the
+            // writer the anchor stays: moving only what is still in the window would tear the
+            // caller's channel apart (a frame that beats the anchor then sits a little ahead).
+            Some(a) => a.offset + ts,
             None => {
-                self.anchor = Some(now - ts);
+                self.anchor = Some(Anchor::at(now - ts, now));
                 now
             }
         };
-        self.advance(now as u64);
+        self.advance(now.max(0) as u64);
         self.write(pos.max(0) as u64, CALLER, mulaw);
     }
 

@@ -258,6 +258,29 @@ fn late_first_frames_do_not_shift_the_caller() {
 }
 
 #[test]
+fn a_frame_that_beats_the_anchor_late_in_the_call_does_not_tear_the_caller_channel() {
+    let rig = Rig::new("fixed-anchor");
+    let t0 = Instant::now();
+    let mut rec = rig.recorder(t0);
+    // For 2 s every frame arrives 30 ms after its time (a busy server), then one gets through
+    // on time, then the rest 30 ms late again. By then the first second has gone to the
+    // writer: the channel must stay one piece, 30 ms late, not jump back for the rest.
+    for k in 0..150usize {
+        let late = if k == 100 { 0 } else { 30 };
+        rec.caller_audio(
+            t0 + ms(20 * k as u64 + late),
+            20 * k as u64,
+            &caller_frame(k),
+        );
+    }
+    let (left, _, file) = rig.finish(rec);
+    assert_eq!(file.stats.reanchors, 0);
+    assert!(silent(&left[..240]));
+    let expected: Vec<u8> = (0..150).flat_map(caller_frame).collect();
+    assert_eq!(left[240..240 + expected.len()], expected[..]);
+}
+
+#[test]
 fn jumping_timestamps_are_reanchored_not_written_as_hours_of_silence() {
     let rig = Rig::new("jump");
     let t0 = Instant::now();

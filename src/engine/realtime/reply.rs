@@ -10,6 +10,7 @@ use super::engine::{RealtimeEngine, Reply};
 use super::wire::server::{ItemKind, ResponseStatus, ServerEvent};
 use super::wire::{ClientEvent, Role, Tool};
 use crate::agent::CallAction;
+use crate::agent::outcome_label;
 use crate::call::events::TurnKind;
 use crate::call::latency::TurnTiming;
 use crate::call::playout::Cleared;
@@ -224,11 +225,13 @@ impl RealtimeEngine {
                 }
                 _ => r#"{"ok":false,"error":"missing 'to'"}"#,
             },
-            Some(Tool::SetOutcome) => {
-                let outcome = args["outcome"].as_str().unwrap_or_default();
-                io.outcome(outcome);
-                r#"{"ok":true}"#
-            }
+            Some(Tool::SetOutcome) => match args["outcome"].as_str().and_then(outcome_label) {
+                Some(outcome) => {
+                    io.outcome(&outcome);
+                    r#"{"ok":true}"#
+                }
+                None => r#"{"ok":false,"error":"'outcome' must be 1-64 letters, digits or _"}"#,
+            },
             Some(Tool::OptOut) => {
                 io.outcome(OPTED_OUT);
                 self.after_next = Some(CallAction::EndCall);

@@ -55,17 +55,21 @@ pub(super) fn sse_events(
         out.push(chunk(json!({"content": piece}), Value::Null));
     }
     let mut completion = reply.content.len();
-    if let Some((name, args)) = &reply.tool_call {
-        let call = json!({"index": 0, "id": format!("call_{id}"), "type": "function",
+    for (index, (name, args)) in reply.tool_calls.iter().enumerate() {
+        let call_id = match index {
+            0 => format!("call_{id}"),
+            n => format!("call_{id}_{n}"),
+        };
+        let call = json!({"index": index, "id": call_id, "type": "function",
             "function": {"name": name, "arguments": ""}});
         out.push(chunk(json!({"tool_calls": [call]}), Value::Null));
         for part in thirds(args) {
-            let frag = json!({"index": 0, "function": {"arguments": part}});
+            let frag = json!({"index": index, "function": {"arguments": part}});
             out.push(chunk(json!({"tool_calls": [frag]}), Value::Null));
             completion += 1;
         }
     }
-    let finish = if reply.tool_call.is_some() {
+    let finish = if !reply.tool_calls.is_empty() {
         "tool_calls"
     } else {
         "stop"

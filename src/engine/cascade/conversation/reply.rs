@@ -132,6 +132,10 @@ impl Generation {
             ConvEvent::Agent(Some(AgentEvent::Action(action))) => {
                 io.after_played(self.playout_id, action)
             }
+            ConvEvent::Agent(Some(AgentEvent::Outcome(outcome))) => {
+                tracing::info!(parent: io.span(), provider = agent, outcome = %outcome, "agent set the call's outcome");
+                io.outcome(&outcome);
+            }
             ConvEvent::Agent(Some(AgentEvent::Warning(e))) => {
                 return Outcome::ProviderFailed {
                     provider: agent,
