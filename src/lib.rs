@@ -9,6 +9,7 @@ pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod console;
 pub mod dialer;
 pub mod engine;
 /// Test and demo infrastructure, compiled only with the `fakes` feature (on by default) or in

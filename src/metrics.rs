@@ -64,6 +64,8 @@ pub const STORE_QUEUE_FULL: &str = "voxbridge_store_queue_full_total";
 pub const STORE_PENDING: &str = "voxbridge_store_pending_records";
 pub const STORE_DROPPED: &str = "voxbridge_store_records_dropped_total";
 pub const API_PROBLEMS: &str = "voxbridge_api_problems_total";
+pub const CONSOLE_SIGNINS: &str = "voxbridge_console_signins_total";
+pub const CONSOLE_REFUSED: &str = "voxbridge_console_refused_total";
 pub const DIALER_DIALS: &str = "voxbridge_dialer_dials_total";
 pub const DIALER_CALLBACKS: &str = "voxbridge_dialer_callbacks_total";
 pub const DIALER_OUTCOMES: &str = "voxbridge_dialer_outcomes_total";
@@ -313,6 +315,16 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         API_PROBLEMS,
         Kind::Counter,
         "REST API requests answered with a problem (error) document, by status.",
+    ),
+    (
+        CONSOLE_SIGNINS,
+        Kind::Counter,
+        "Console sign-in attempts by result (ok, refused).",
+    ),
+    (
+        CONSOLE_REFUSED,
+        Kind::Counter,
+        "Console requests refused, by reason (origin, csrf, not_loopback, bad_input).",
     ),
     (
         DIALER_DIALS,

@@ -192,13 +192,16 @@ impl Server {
         let calls = Arc::new(CallRegistry::default());
         let dialer =
             sql.map(|sql| dialer_for(&config, &sql, store.clone(), &services, &calls, addr));
-        let api = crate::api::router(crate::api::ApiState::with_dialer(
+        let api_state = crate::api::ApiState::with_dialer(
             store,
             Arc::clone(&services.live),
             crate::store::recordings::RecordingStore::new(&config.recording),
             api_auth,
             dialer.clone(),
-        ));
+        );
+        // The console shares the API's state (tokens, store, live calls, dialer).
+        let api = crate::api::router(Arc::clone(&api_state))
+            .merge(crate::console::router(api_state, &config));
         let state = Arc::new(AppState {
             services,
             metrics: Metrics::new(),
