@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use common::stack::{call_saying, stack};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use voxbridge::fakes::openai_chat::FakeReply;
 use voxbridge::server::Server;
 use voxbridge::sim::Step;
 
@@ -219,10 +220,20 @@ impl Browser {
             if ok(&v) {
                 return v;
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {script}: {v}"
-            );
+            if Instant::now() >= deadline {
+                let page = self
+                    .client
+                    .execute(
+                        "return document.body ? document.body.innerText : '';",
+                        vec![],
+                    )
+                    .await
+                    .unwrap_or_default();
+                panic!(
+                    "timed out waiting for {script}: {v}\npage:\n{}",
+                    page.as_str().unwrap_or("")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -276,6 +287,12 @@ async fn live_call_record_and_recording_in_a_browser() {
     })
     .await;
     let server = &stack.server;
+    for t in ["Hello, I have a question", "When do you open tomorrow?"] {
+        stack.deepgram.transcripts.push(t);
+    }
+    for r in ["Hello! How can I help?", "We open at nine."] {
+        stack.chat.push_reply(FakeReply::text(r));
+    }
     let base = base(server);
     b.sign_in(&base, "01-signin").await;
 
@@ -361,6 +378,11 @@ async fn live_call_record_and_recording_in_a_browser() {
     assert!(
         transcript.contains("caller") && transcript.contains("agent"),
         "{transcript}"
+    );
+    assert!(
+        transcript.contains("When do you open tomorrow?")
+            && transcript.contains("We open at nine."),
+        "what was said and answered: {transcript}"
     );
     assert!(
         b.client
@@ -466,7 +488,6 @@ async fn campaign_from_csv_runs_to_completion_in_a_browser() {
     let file = std::env::temp_dir().join(format!("voxbridge-console-{}.csv", free_port()));
     std::fs::write(&file, &csv).unwrap();
     let now = chrono::Utc::now();
-    let hhmm = |t: chrono::DateTime<chrono::Utc>| t.format("%H%M").to_string();
     let set = |id: &'static str, v: String| {
         let b = &b;
         async move {
@@ -479,14 +500,19 @@ async fn campaign_from_csv_runs_to_completion_in_a_browser() {
     set("caller_id", dialer_support::CALLER_ID.into()).await;
     set("max_concurrent", "3".into()).await;
     set("cps", "5".into()).await;
-    // <input type="time">: typed as digits.
+    // <input type="time">: typed keys depend on the browser's 12/24-hour locale, so the
+    // value is set as the form would hold it (HH:MM).
     for (id, t) in [
         ("window_start", now - chrono::Duration::hours(1)),
         ("window_end", now + chrono::Duration::hours(2)),
     ] {
-        let e = b.client.find(Locator::Id(id)).await.unwrap();
-        e.click().await.unwrap();
-        e.send_keys(&hhmm(t)).await.unwrap();
+        b.client
+            .execute(
+                "document.getElementById(arguments[0]).value = arguments[1];",
+                vec![json!(id), json!(t.format("%H:%M").to_string())],
+            )
+            .await
+            .unwrap();
     }
     b.client
         .find(Locator::Id("contacts"))
