@@ -203,7 +203,8 @@ impl RecordingStore {
     }
 
     /// The file a recording path (raw or compacted, as stored in a call record) stands for now:
-    /// the compacted file if there is one, else the raw file; `None` if neither exists.
+    /// the compacted file if there is one, else the raw file; `None` if neither exists (looked
+    /// at twice, so a compaction finishing in between is not taken for a missing file).
     pub fn resolve(&self, path: &Path) -> Result<Option<StoredRecording>, RecordingError> {
         let stem = recording_stem(path)?;
         let candidates = [
@@ -215,24 +216,28 @@ impl RecordingStore {
             (Format::Wav.extension(), Format::Wav.content_type(), true),
             (&RAW_SUFFIX[1..], "audio/wav", false),
         ];
-        for (ext, content_type, compacted) in candidates {
-            let candidate = with_suffix(&stem, ext);
-            match std::fs::metadata(&candidate) {
-                Ok(meta) if meta.is_file() => {
-                    return Ok(Some(StoredRecording {
-                        path: candidate,
-                        content_type,
-                        compacted,
-                        bytes: meta.len(),
-                    }));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(RecordingError::Io {
-                        path: candidate,
-                        source,
-                    });
+        // Compaction renames the compacted file in place, then removes the raw one: a look
+        // that missed the first and then the second is answered by a second look.
+        for _ in 0..2 {
+            for (ext, content_type, compacted) in candidates {
+                let candidate = with_suffix(&stem, ext);
+                match std::fs::metadata(&candidate) {
+                    Ok(meta) if meta.is_file() => {
+                        return Ok(Some(StoredRecording {
+                            path: candidate,
+                            content_type,
+                            compacted,
+                            bytes: meta.len(),
+                        }));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(RecordingError::Io {
+                            path: candidate,
+                            source,
+                        });
+                    }
                 }
             }
         }
