@@ -96,6 +96,19 @@ impl Dialer {
         call
     }
 
+    /// The answered call's TwiML webhook names its attempt: tie the call to it if the attempt
+    /// is still waiting for Twilio's answer to the create. That happens when the instance that
+    /// placed the call died between Twilio accepting it and storing its sid; without this the
+    /// stale claim would be undone and the contact dialled again. A no-op otherwise.
+    pub async fn answered(&self, attempt_id: &str, call_sid: &str) {
+        if call_sid.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.dialed(attempt_id, call_sid).await {
+            tracing::warn!(call_sid, attempt = attempt_id, error = %e, "answered call not tied to its attempt");
+        }
+    }
+
     /// Ask Twilio to place `d`; on success write the partial record. The attempt row must
     /// exist already.
     pub async fn place(&self, d: &Dialling<'_>) -> Result<String, DialerError> {

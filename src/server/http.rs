@@ -41,6 +41,9 @@ pub async fn voice(
         to = field("To"),
         "incoming call: answering with TwiML"
     );
+    if let (Some(dialer), Some(attempt)) = (&state.dialer, query.get("attempt_id")) {
+        dialer.answered(attempt, call_sid).await;
+    }
     let mut parameters = vec![
         ("From", field("From")),
         ("To", field("To")),
