@@ -210,9 +210,13 @@ impl Browser {
         }
     }
 
+    /// The text of `css`, waiting up to 10 s for it (a click that submits a form returns
+    /// before the next page is there).
     async fn text_of(&self, css: &str) -> String {
         self.client
-            .find(Locator::Css(css))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"))
             .text()
