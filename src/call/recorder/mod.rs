@@ -17,6 +17,7 @@
 //! writer queue drops the block (counted) and the recording has silence there, still aligned.
 
 mod service;
+mod window;
 mod writer;
 
 #[cfg(test)]
@@ -29,7 +30,8 @@ use std::time::{Duration, Instant};
 pub use service::{RecordingThreads, Recordings};
 pub use writer::{ClosedRecording, IDLE_CLOSE, RecordingWriter, WriterThread};
 
-use crate::store::recordings::raw::{SAMPLE_RATE, SILENCE};
+use crate::store::recordings::raw::SAMPLE_RATE;
+use window::Window;
 use writer::{Target, WriterMsg};
 
 /// Blocks the writer queue had no room for (heard as silence in the recording).
@@ -81,100 +83,6 @@ pub struct RecordingFile {
     pub path: PathBuf,
     pub duration: Duration,
     pub stats: RecorderStats,
-}
-
-/// The in-memory part of the recording: a ring of stereo frames covering
-/// `[base, base + capacity)`; blocks below `base` have gone to the writer.
-struct Window {
-    ring: Box<[[u8; 2]]>,
-    /// Per block of the ring: has anything been written there?
-    touched: Box<[bool]>,
-    base: u64,
-    /// End of the latest audio ever written (either channel): the recording's length.
-    head: u64,
-    /// Per channel, the end of what is there now (a clear or a shift moves it back).
-    ends: [u64; 2],
-}
-
-impl Window {
-    fn new(blocks: usize) -> Self {
-        Self {
-            ring: vec![[SILENCE; 2]; blocks * BLOCK_FRAMES].into_boxed_slice(),
-            touched: vec![false; blocks].into_boxed_slice(),
-            base: 0,
-            head: 0,
-            ends: [0; 2],
-        }
-    }
-
-    fn capacity(&self) -> u64 {
-        self.ring.len() as u64
-    }
-
-    fn index(&self, pos: u64) -> usize {
-        (pos % self.capacity()) as usize
-    }
-
-    /// Write `data` to channel `ch` from `pos`; the caller keeps it inside the window.
-    fn put(&mut self, pos: u64, ch: usize, data: &[u8]) {
-        let at = self.index(pos);
-        let first = data.len().min(self.ring.len() - at);
-        for (slot, &b) in self.ring[at..at + first].iter_mut().zip(&data[..first]) {
-            slot[ch] = b;
-        }
-        for (slot, &b) in self.ring.iter_mut().zip(&data[first..]) {
-            slot[ch] = b;
-        }
-        let end = pos + data.len() as u64;
-        self.mark(pos, end);
-        self.head = self.head.max(end);
-        self.ends[ch] = self.ends[ch].max(end);
-    }
-
-    /// Note that `[from, to)` holds audio.
-    fn mark(&mut self, from: u64, to: u64) {
-        let blocks = self.touched.len() as u64;
-        let block = BLOCK_FRAMES as u64;
-        for b in from / block..to.div_ceil(block) {
-            self.touched[(b % blocks) as usize] = true;
-        }
-    }
-
-    /// Move channel `ch` `delta` frames earlier (audio before the window is lost).
-    fn shift_back(&mut self, ch: usize, delta: u64) {
-        let end = self.ends[ch];
-        if end <= self.base {
-            return;
-        }
-        for pos in self.base + delta..end {
-            let v = self.ring[self.index(pos)][ch];
-            let to = self.index(pos - delta);
-            self.ring[to][ch] = v;
-        }
-        let new_end = end.saturating_sub(delta).max(self.base);
-        self.silence(new_end, end, ch);
-        self.mark(self.base, new_end);
-        self.ends[ch] = new_end;
-    }
-
-    /// Silence channel `ch` over `[from, to)` (inside the window).
-    fn silence(&mut self, from: u64, to: u64, ch: usize) {
-        for pos in from..to {
-            let i = self.index(pos);
-            self.ring[i][ch] = SILENCE;
-        }
-    }
-
-    /// The frames of the block at `base` if anything was written there, then forget them.
-    fn take_block(&mut self, out: impl FnOnce(u64, &[[u8; 2]])) {
-        let b = self.index(self.base) / BLOCK_FRAMES;
-        let frames = &mut self.ring[b * BLOCK_FRAMES..(b + 1) * BLOCK_FRAMES];
-        if std::mem::take(&mut self.touched[b]) {
-            out(self.base, frames);
-            frames.fill([SILENCE; 2]);
-        }
-        self.base += BLOCK_FRAMES as u64;
-    }
 }
 
 /// Where the caller's media timestamps sit on our clock.

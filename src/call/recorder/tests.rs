@@ -5,6 +5,7 @@ use std::sync::mpsc;
 use super::writer::{WriterMsg, run_on};
 use super::*;
 use crate::store::recordings::raw::RawReader;
+use crate::store::recordings::raw::SILENCE;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
