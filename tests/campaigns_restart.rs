@@ -1,6 +1,8 @@
 //! Campaigns that outlive a server: killed (SIGKILL) mid-campaign and restarted on the same
 //! database, the campaign resumes with no contact lost or dialled twice; two servers sharing
-//! one Postgres run one campaign and dial each contact exactly once (claims in the database).
+//! one Postgres run one campaign and dial each contact exactly once (claims in the database);
+//! a dial whose instance died after Twilio accepted it, before the sid was stored, is found at
+//! Twilio and adopted, not dialled again.
 
 mod dialer_support;
 mod store_support;
@@ -12,7 +14,12 @@ use std::time::{Duration, Instant};
 use dialer_support::*;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
-use voxbridge::fakes::twilio::FakeTwilio;
+use voxbridge::dialer::DialerStore;
+use voxbridge::dialer::model::CampaignState;
+use voxbridge::dialer::store::Claim;
+use voxbridge::fakes::twilio::{Callee, FakeTwilio};
+use voxbridge::store::{Backend, SqlStore};
+use voxbridge::twilio::rest::{CallAnswer, CreateCall};
 
 fn number(i: usize) -> String {
     format!("+1555020{i:04}")
@@ -170,4 +177,115 @@ async fn two_servers_on_one_postgres_dial_each_contact_exactly_once() {
         2,
         "one instance did all the dialling: {by_instance:?}"
     );
+}
+
+/// The instance that claimed two contacts died: Twilio had accepted the call to the first
+/// (which rang busy while no server was up, so no callback reached anyone), and the second was
+/// never placed. The restarted server finds the first call at Twilio and adopts it (busy, the
+/// retry policy's delay before its next dial), and undoes the second claim and dials it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dial_lost_with_its_instance_is_adopted_from_twilio_not_dialled_again() {
+    let twilio = fake_twilio(20.0).await;
+    let (placed, unplaced) = (number(1), number(2));
+    twilio.script(&placed, [Callee::Busy]);
+    let url = sqlite_url("lost-dial");
+
+    // A first server creates the campaign (draft) and goes.
+    let first = server(&twilio, &url, |_| {}).await;
+    let api = Api::new(&first);
+    let (s, c) = api
+        .post(
+            "/api/campaigns",
+            json!({"name": "lost", "caller_id": CALLER_ID, "window": window_now(),
+                   "max_concurrent": 4, "cps": 10.0}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    let list = json!([{"phone": placed}, {"phone": unplaced}]);
+    let (s, _) = api
+        .post(&format!("/api/campaigns/{id}/contacts"), list)
+        .await;
+    assert_eq!(s, 200);
+    first.shutdown(Duration::from_secs(1)).await;
+
+    // The dead instance: it claimed both contacts two minutes ago and placed one call.
+    let sql = SqlStore::open(&store_support::store_config(url.clone()))
+        .await
+        .unwrap();
+    let store = DialerStore::new(sql.pool().clone(), Backend::Sqlite);
+    let now = chrono::Utc::now();
+    store
+        .set_state(&id, CampaignState::Running, now)
+        .await
+        .unwrap();
+    for i in 0..2 {
+        let at = now + chrono::Duration::seconds(i);
+        assert!(matches!(
+            store.claim(&id, "INdead", at).await.unwrap(),
+            Claim::Dial(_)
+        ));
+    }
+    // Two minutes ago: past the minute after which a claim with no call id is stale.
+    sqlx::query("UPDATE attempts SET started_at_us = started_at_us - 120000000")
+        .execute(sql.pool())
+        .await
+        .unwrap();
+    let rest = twilio.client().unwrap();
+    let lost = rest
+        .create_call(&CreateCall::new(
+            &placed,
+            CALLER_ID,
+            CallAnswer::Twiml("<Response><Hangup/></Response>".into()),
+        ))
+        .await
+        .unwrap();
+    let ended = twilio
+        .wait_ended(&lost.sid, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, "busy");
+    drop(store);
+    sql.pool().close().await;
+
+    // The restarted server reconciles at start.
+    let second = server(&twilio, &url, |_| {}).await;
+    let api = Api::new(&second);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let contacts = loop {
+        let (_, page) = api.get(&format!("/api/campaigns/{id}/contacts")).await;
+        let items = page.as_array().cloned().unwrap_or_default();
+        let settled = items.iter().any(|c| c["outcome"] == "answered")
+            && items.iter().any(|c| c["history"][0]["outcome"] == "busy");
+        if settled || Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let of = |phone: &str| {
+        contacts
+            .iter()
+            .find(|c| c["phone"] == phone)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let adopted = of(&placed);
+    let history = adopted["history"].as_array().cloned().unwrap_or_default();
+    assert_eq!(history.len(), 1, "{adopted}");
+    assert_eq!(history[0]["call_sid"], lost.sid.as_str(), "{adopted}");
+    assert_eq!(history[0]["outcome"], "busy", "{adopted}");
+    assert_eq!(
+        adopted["state"], "pending",
+        "busy: retried later: {adopted}"
+    );
+    let redialled = of(&unplaced);
+    assert_eq!(redialled["outcome"], "answered", "{redialled}");
+    assert_eq!(
+        redialled["attempts"], 1,
+        "the undone claim is not an attempt: {redialled}"
+    );
+    let per_number = creates_per_number(&twilio);
+    assert_eq!(per_number.get(&placed), Some(&1), "{per_number:?}");
+    assert_eq!(per_number.get(&unplaced), Some(&1), "{per_number:?}");
+    second.shutdown(Duration::from_secs(1)).await;
 }

@@ -2,14 +2,17 @@
 //! the simulated Twilio leg with background noise mixed under everything the caller sends.
 //! The echo agent answers on white and car-like noise at 20 and 10 dB SNR (the reply is what
 //! was said); 30 s of noise alone is no turn and no reply; a cough or a 300 ms "uh-huh" during
-//! the reply does not clear it; a real 1 s interruption does.
+//! the reply does not clear it; a real 1 s interruption does. With the cascade (STT), a
+//! barge-in no words follow is counted as a false barge-in.
 
 mod common;
 
 use std::time::Duration;
 
+use common::stack::stack;
 use common::*;
 use voxbridge::audio::vad::eval::{fixtures_dir, read_mulaw_wav};
+use voxbridge::fakes::openai_chat::FakeReply;
 use voxbridge::sim::{LineNoise, NoiseKind, SimCall, SimReport, Step};
 
 const END_OF_TURN_MS: u64 = 600;
@@ -254,4 +257,46 @@ async fn a_real_1_s_interruption_clears_the_reply() {
     }
     let speech = metric(&server, "voxbridge_barge_ins_total{kind=\"speech\"}").await;
     assert!(speech >= 2.0, "barge-ins by speech counted: {speech}");
+}
+
+/// The cascade against the fakes: the caller speaks over a long reply for 1 s (sustained
+/// speech: the reply is cut) but the STT hears no words in it (an empty final, as Deepgram
+/// gives for a sound that is not words). The barge-in is counted `kind="false"`, and the caller
+/// still hears something after it (the unrecognised-turn reprompt), not dead air.
+#[tokio::test]
+async fn a_barge_in_no_words_follow_is_counted_false() {
+    let s = stack(|_| {}).await;
+    s.deepgram.transcripts.push("Tell me about my order");
+    s.deepgram.transcripts.push("");
+    let long = [
+        "Your order contains three items.",
+        "The first item is a blue kettle with a two year warranty.",
+        "The second item is a set of four ceramic mugs in assorted colours.",
+        "The third item is a pack of premium loose leaf green tea.",
+    ];
+    s.chat.push_reply(FakeReply::text(&long.join(" ")));
+    let before = metric(&s.server, "voxbridge_barge_ins_total{kind=\"false\"}").await;
+    let call = SimCall::new(s.server.media_url())
+        .step(Step::Silence(Duration::from_millis(300)))
+        .step(Step::Speak(fixture("question-8k.wav")))
+        .step(Step::WaitForReply(Duration::from_secs(10)))
+        .step(Step::Silence(Duration::from_millis(600)))
+        .step(Step::Speak(sound("sound-interruption.wav")))
+        .step(Step::WaitForReplyEnd(Duration::from_secs(10)))
+        .step(Step::Silence(Duration::from_millis(2500)));
+    let mut summaries = Summaries::of(&s.server);
+    let sid = call.call_sid.clone();
+    let report = call.run().await.expect("call");
+    assert_eq!(report.clears_received, 1, "the reply was cut\n{report}");
+    let summary = summaries.get(&sid).await;
+    assert_eq!(summary.barge_ins, 1);
+    let after = metric(&s.server, "voxbridge_barge_ins_total{kind=\"false\"}").await;
+    assert_eq!(after - before, 1.0, "false barge-ins counted");
+    // Something was said after the cut: the caller is not left in silence.
+    let cleared_at = report.clear_times_ms[0];
+    assert!(
+        report.reply_starts_ms.iter().any(|t| *t > cleared_at),
+        "nothing heard after the cut at {cleared_at} ms: {:?}\n{report}",
+        report.reply_starts_ms
+    );
 }

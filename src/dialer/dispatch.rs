@@ -65,8 +65,6 @@ impl Backoff {
 
 /// Most claims per campaign in one tick.
 const CLAIMS_PER_TICK: usize = 64;
-/// A claimed attempt with no call id after this long was abandoned by a dead instance.
-const STALE_DIAL: Duration = Duration::from_secs(60);
 
 impl Dialer {
     /// Run until `stop`: reconcile once, then loop.
@@ -210,15 +208,11 @@ impl Dialer {
 
     /// Attempts open for longer than `after` with no final callback: ask Twilio how the call
     /// is (`GET Calls/{sid}.json`) and apply a final status as if its callback had come.
-    /// Attempts claimed but never placed (their instance died) are undone.
+    /// Attempts claimed but never stored as placed (their instance died) are looked for at
+    /// Twilio, and adopted or undone (see [`super::lost`]).
     pub async fn reconcile(&self, after: chrono::Duration) {
         let now = Utc::now();
-        let stale = chrono::Duration::from_std(STALE_DIAL).unwrap_or_default();
-        match self.store.abandon_stale(now - stale, now).await {
-            Ok(0) => {}
-            Ok(n) => info!(attempts = n, "undid claims never placed"),
-            Err(e) => warn!(error = %e, "stale claims not checked"),
-        }
+        self.recover_lost_dials(now).await;
         let Some(twilio) = &self.twilio else { return };
         let open = match self.store.open_attempts(now - after).await {
             Ok(open) => open,

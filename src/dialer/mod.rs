@@ -7,7 +7,8 @@
 //! - [`store`] the campaign tables (every decision is written there first: restart-safe, and
 //!   instances sharing Postgres claim contacts in the database, never twice);
 //! - [`place`] the Twilio request for one dial; [`callbacks`] status and AMD callbacks;
-//!   [`dispatch`] the loop that claims and dials, settles, sweeps and reconciles.
+//!   [`dispatch`] the loop that claims and dials, settles, sweeps and reconciles; [`lost`]
+//!   dials whose instance died before it stored Twilio's answer.
 //!
 //! This module never touches a call's media path: a dialled call reaches the server like any
 //! other (Twilio fetches `/twilio/voice`, opens `/twilio/media`), carrying its context as
@@ -16,6 +17,7 @@
 pub mod callbacks;
 pub mod contacts;
 pub mod dispatch;
+mod lost;
 pub mod model;
 pub mod place;
 pub mod store;

@@ -82,7 +82,10 @@ impl Dialer {
             d.from,
             CallAnswer::Url(format!("{base}/twilio/voice?{query}")),
         );
-        call.status_callback = Some(format!("{base}/twilio/status"));
+        // The attempt rides along so a callback can adopt a call its instance lost (see `lost`).
+        let attempt =
+            serde_urlencoded::to_string([("attempt_id", d.attempt_id)]).unwrap_or_default();
+        call.status_callback = Some(format!("{base}/twilio/status?{attempt}"));
         call.status_callback_events = CallEvent::ALL.to_vec();
         call.timeout_secs = Some(self.cfg.ring_timeout_secs);
         if let Some(v) = d.voicemail {
@@ -94,19 +97,6 @@ impl Dialer {
             call.async_amd_status_callback = Some(format!("{base}/twilio/amd"));
         }
         call
-    }
-
-    /// The answered call's TwiML webhook names its attempt: tie the call to it if the attempt
-    /// is still waiting for Twilio's answer to the create. That happens when the instance that
-    /// placed the call died between Twilio accepting it and storing its sid; without this the
-    /// stale claim would be undone and the contact dialled again. A no-op otherwise.
-    pub async fn answered(&self, attempt_id: &str, call_sid: &str) {
-        if call_sid.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.dialed(attempt_id, call_sid).await {
-            tracing::warn!(call_sid, attempt = attempt_id, error = %e, "answered call not tied to its attempt");
-        }
     }
 
     /// Ask Twilio to place `d`; on success write the partial record. The attempt row must

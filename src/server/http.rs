@@ -42,7 +42,7 @@ pub async fn voice(
         "incoming call: answering with TwiML"
     );
     if let (Some(dialer), Some(attempt)) = (&state.dialer, query.get("attempt_id")) {
-        dialer.answered(attempt, call_sid).await;
+        dialer.adopt(attempt, call_sid).await;
     }
     let mut parameters = vec![
         ("From", field("From")),
@@ -101,9 +101,11 @@ fn preconnect_realtime(state: &AppState, parameters: &[(&str, &str)], call_sid: 
 }
 
 /// `POST /twilio/status`: Twilio's call and stream status callbacks, logged; a dialled call's
-/// status goes to the dialer (its record and attempt).
+/// status goes to the dialer (its record and attempt). The callback URL of a dialled call
+/// names its attempt, so a call whose instance died before storing its sid is adopted here.
 pub async fn status(
     State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
     Form(params): Form<HashMap<String, String>>,
 ) -> StatusCode {
     let field = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
@@ -116,10 +118,14 @@ pub async fn status(
         stream_error = field("StreamError"),
         "twilio status callback"
     );
-    if let (Some(dialer), Some(report)) = (
-        &state.dialer,
-        crate::dialer::callbacks::StatusReport::from_form(&params),
-    ) && let Err(e) = dialer.on_status(&report).await
+    let report = crate::dialer::callbacks::StatusReport::from_form(&params);
+    if let (Some(dialer), Some(report), Some(attempt)) =
+        (&state.dialer, &report, query.get("attempt_id"))
+    {
+        dialer.adopt(attempt, &report.call_sid).await;
+    }
+    if let (Some(dialer), Some(report)) = (&state.dialer, report)
+        && let Err(e) = dialer.on_status(&report).await
     {
         // Twilio retries on a 5xx: the update is idempotent.
         tracing::warn!(call_sid = %report.call_sid, error = %e, "status callback not stored");

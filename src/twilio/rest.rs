@@ -1,6 +1,8 @@
 //! The slice of Twilio's REST API voxbridge uses (twilio-rest-and-dialing.md §1): place an
 //! outbound call ([`TwilioRest::create_call`], `POST …/Calls.json`), read one back
-//! ([`TwilioRest::fetch_call`], to reconcile after a restart), and act on a live call
+//! ([`TwilioRest::fetch_call`], to reconcile after a restart), find the calls placed to a number
+//! ([`TwilioRest::list_calls`], `GET …/Calls.json?To=&From=`, for a dial whose answer was lost
+//! with the instance that sent it), and act on a live call
 //! ([`TwilioRest::update_call`]; [`TwilioRest::hang_up`] and [`TwilioRest::transfer`] for the
 //! agent's tools, where a 404 with code 20404 means the call already ended, which is success).
 //! Form-encoded bodies, HTTP Basic `AccountSid:AuthToken`, JSON answers.
@@ -99,6 +101,33 @@ impl TwilioRest {
             .and_then(|body| parse_resource(&body));
         if let Err(e) = &result {
             log_failure(call_sid, "fetch_call", e);
+        }
+        result
+    }
+
+    /// The first page (`page_size` calls, most recent first) of the account's calls to `to`
+    /// from `from`: `GET …/Calls.json?To=&From=&PageSize=`.
+    pub async fn list_calls(
+        &self,
+        to: &str,
+        from: &str,
+        page_size: u32,
+    ) -> Result<Vec<CallResource>, TwilioError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls.json?To={}&From={}&PageSize={}",
+            self.base_url,
+            encode(&self.account_sid),
+            encode(to),
+            encode(from),
+            page_size.clamp(1, 1000)
+        );
+        let result = self.send(self.client.get(url)).await.and_then(|body| {
+            serde_json::from_str::<CallPage>(&body)
+                .map(|page| page.calls)
+                .map_err(|e| TwilioError::Malformed(format!("Call list: {e}")))
+        });
+        if let Err(e) = &result {
+            log_failure("", "list_calls", e);
         }
         result
     }
@@ -225,6 +254,12 @@ impl TwilioRest {
             ))
         }
     }
+}
+
+/// One page of `GET …/Calls.json` (the paging links are not followed).
+#[derive(serde::Deserialize)]
+struct CallPage {
+    calls: Vec<CallResource>,
 }
 
 fn parse_resource(body: &str) -> Result<CallResource, TwilioError> {

@@ -14,7 +14,8 @@
 //! quiet voices far behind them (babble) do not start speech.
 //! Steady noise (white, pink, car) sits on the floor; clicks and coughs rise above it but are
 //! not periodic; what is left is mostly other people's voices (babble), which are speech.
-//! The decision hangs over by only 80 ms (fading word endings); the timing of turns
+//! The decision hangs over by 100 ms on a noisy line (fading word endings), 20 ms on a quiet
+//! one; the timing of turns
 //! (end-of-turn silence, barge-in) is [`super::gate`]'s.
 
 use super::features::Voicing;
@@ -25,9 +26,13 @@ use super::{SpeechDetector, VadFrame, frame_dbfs};
 const HOLD_DB: f32 = 3.0;
 /// Unvoiced frames kept in a speech run after the last voiced one (160 ms).
 const VOICING_HOLD_FRAMES: u32 = 8;
-/// Frames still called speech after a run fails (80 ms): word endings fade under the noise
-/// before they end, and losing them would add to a pause and end a turn early.
+/// Frames still called speech after a run fails on a noisy line (100 ms): word endings fade
+/// under the noise before they end, and losing them would add to a pause and end a turn early.
 const HANGOVER_FRAMES: u32 = 5;
+/// The same on a quiet line, where the run holds until the ending is below
+/// `vad.min_speech_dbfs` (inaudible on a phone): nothing fades under the noise, and a longer
+/// hangover would only delay the end of every turn.
+const QUIET_HANGOVER_FRAMES: u32 = 1;
 
 /// Once the caller has spoken, a new onset must be within this many dB of their voiced level:
 /// quiet voices far behind the caller (babble, a television) are not the caller.
@@ -119,7 +124,8 @@ impl AdaptiveVad {
         };
     }
 
-    /// Periodicity of the last frame that passed the gate (0 for gated-out frames).
+    /// Periodicity of the last frame that passed the gate (0 for gated-out frames); for a
+    /// voiced frame, at least `vad.voicing` (the search stops there), not the peak.
     pub fn last_periodicity(&self) -> f32 {
         self.last_periodicity
     }
@@ -147,8 +153,10 @@ impl SpeechDetector for AdaptiveVad {
         let audible = level_dbfs >= self.cfg.min_speech_dbfs;
         let near = audible && snr >= self.cfg.snr_db - HOLD_DB;
         // Cascade: the lag search only for frames near or above the threshold.
+        // The search may stop once the frame is known to be voiced: every use of the value
+        // below saturates at the threshold.
         let periodicity = if near {
-            self.voicing.periodicity()
+            self.voicing.periodicity_until(self.cfg.voicing)
         } else {
             0.0
         };
@@ -170,7 +178,14 @@ impl SpeechDetector for AdaptiveVad {
         };
         self.track_talker(level_dbfs, self.speaking && voiced && loud);
         if self.speaking {
-            self.hangover = HANGOVER_FRAMES;
+            // Quiet line: the hold threshold above the floor is under the speech minimum.
+            let quiet =
+                self.floor.floor_dbfs() + self.cfg.snr_db - HOLD_DB <= self.cfg.min_speech_dbfs;
+            self.hangover = if quiet {
+                QUIET_HANGOVER_FRAMES
+            } else {
+                HANGOVER_FRAMES
+            };
         } else {
             self.hangover = self.hangover.saturating_sub(1);
         }

@@ -65,6 +65,8 @@ pub struct Voicing {
     low: [Biquad; 2],
     /// Last [`WINDOW`] decimated low-band samples, oldest first.
     history: [f32; WINDOW],
+    /// The best lag of the last search: where the next search starts (pitch moves slowly).
+    last_lag: usize,
     /// Prefix sums of squares of `history` (`energy[i]` = Σ history[..i]²).
     energy: [f32; WINDOW + 1],
 }
@@ -85,6 +87,7 @@ impl Voicing {
                 Biquad::butterworth(900.0, false),
             ],
             history: [0.0; WINDOW],
+            last_lag: (MIN_LAG + MAX_LAG) / 2,
             energy: [0.0; WINDOW + 1],
         }
     }
@@ -108,6 +111,15 @@ impl Voicing {
     /// Peak normalised autocorrelation over pitch lags of the last 40 ms, in 0..=1.
     /// Call after [`update`](Self::update). About 8 k multiply-adds.
     pub fn periodicity(&mut self) -> f32 {
+        self.periodicity_until(f32::INFINITY)
+    }
+
+    /// As [`periodicity`](Self::periodicity), but the search stops at the first lag whose
+    /// correlation reaches `enough` (and returns it): whether a frame is voiced costs one lag
+    /// for most voiced frames, because the search starts at the last frame's pitch and moves
+    /// outwards. A frame below `enough` gets the full search, so the answer to "is it at least
+    /// `enough`, and if not, how much" is the same as the full search's.
+    pub fn periodicity_until(&mut self, enough: f32) -> f32 {
         let x = &self.history;
         for (i, v) in x.iter().enumerate() {
             self.energy[i + 1] = self.energy[i] + v * v;
@@ -116,17 +128,31 @@ impl Voicing {
         if total < 1e-3 {
             return 0.0;
         }
-        let mut best = 0.0f32;
-        for lag in MIN_LAG..=MAX_LAG {
+        let corr = |lag: usize| {
             let n = WINDOW - lag;
-            let acc = dot(&x[..n], &x[lag..lag + n]);
-            let e0 = self.energy[n];
-            let e1 = total - self.energy[lag];
-            let denom = (e0 * e1).sqrt();
+            let denom = (self.energy[n] * (total - self.energy[lag])).sqrt();
             if denom > 0.0 {
-                best = best.max(acc / denom);
+                dot(&x[..n], &x[lag..lag + n]) / denom
+            } else {
+                0.0
+            }
+        };
+        let start = self.last_lag.clamp(MIN_LAG, MAX_LAG);
+        let (mut best, mut best_lag) = (corr(start), start);
+        for d in 1..=(MAX_LAG - MIN_LAG) {
+            if best >= enough {
+                break;
+            }
+            for lag in [start + d, start.wrapping_sub(d)] {
+                if (MIN_LAG..=MAX_LAG).contains(&lag) {
+                    let r = corr(lag);
+                    if r > best {
+                        (best, best_lag) = (r, lag);
+                    }
+                }
             }
         }
+        self.last_lag = best_lag;
         best.clamp(0.0, 1.0)
     }
 }
@@ -164,6 +190,46 @@ mod tests {
             p = v.periodicity();
         }
         p
+    }
+
+    #[test]
+    fn the_early_exit_search_agrees_with_the_full_search() {
+        // A pitch glide (120 → 220 Hz) with noise: voiced, and the lag moves every frame.
+        let state = std::cell::Cell::new(0x9e37_79b9_u32);
+        let sample = |n: usize| {
+            let t = n as f32 / 8000.0;
+            let f0 = 120.0 + 100.0 * (t / 2.0).min(1.0);
+            let mut s = state.get();
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            state.set(s);
+            let noise = (s as f32 / u32::MAX as f32 - 0.5) * 3000.0;
+            let voiced: f32 = (1..=6)
+                .map(|h| 2500.0 / h as f32 * (std::f32::consts::TAU * f0 * h as f32 * t).sin())
+                .sum();
+            if (n / 4000) % 2 == 0 {
+                voiced + noise
+            } else {
+                noise
+            }
+        };
+        let (mut full, mut quick) = (Voicing::new(), Voicing::new());
+        let mut quick_voiced = 0;
+        for k in 0..100 {
+            let pcm: Vec<i16> = (0..FRAME_SAMPLES)
+                .map(|i| sample(k * FRAME_SAMPLES + i) as i16)
+                .collect();
+            full.update(&pcm);
+            quick.update(&pcm);
+            let (p, q) = (full.periodicity(), quick.periodicity_until(0.65));
+            assert_eq!(p >= 0.65, q >= 0.65, "frame {k}: full {p}, early exit {q}");
+            if p < 0.65 {
+                assert!((p - q).abs() < 1e-6, "frame {k}: {p} vs {q}");
+            }
+            quick_voiced += usize::from(q >= 0.65);
+        }
+        assert!(quick_voiced > 20, "the glide is voiced: {quick_voiced}");
     }
 
     #[test]

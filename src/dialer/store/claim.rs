@@ -213,17 +213,21 @@ impl DialerStore {
         Ok(id)
     }
 
-    /// Twilio accepted the attempt's call.
+    /// Twilio accepted the attempt's call (only while the attempt waits for its call id).
     pub async fn dialed(&self, attempt_id: &str, call_sid: &str) -> Result<(), StoreError> {
         self.timed(async {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(
+            let tied = sqlx::query(
                 "UPDATE attempts SET call_sid = $1, status = 'queued' WHERE id = $2 AND status = 'dialing'",
             )
             .bind(call_sid.to_owned())
             .bind(attempt_id.to_owned())
             .execute(&mut *tx)
             .await?;
+            if tied.rows_affected() == 0 {
+                // Tied already (or ended): a callback naming its attempt changes nothing.
+                return Ok(());
+            }
             sqlx::query(
                 "UPDATE contacts SET last_call_sid = $1 WHERE id = \
                  (SELECT contact_id FROM attempts WHERE id = $2)",
@@ -263,34 +267,6 @@ impl DialerStore {
             Ok(())
         })
         .await
-    }
-
-    /// Attempts still `dialing` (no call id) that started before `before`: their instance died
-    /// between the claim and Twilio's answer. Each is undone as if throttled. How many.
-    pub async fn abandon_stale(
-        &self,
-        before: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let stale = self
-            .timed(async {
-                let found = sqlx::query(
-                    "SELECT id FROM attempts WHERE status = 'dialing' AND call_sid IS NULL \
-                     AND ended_at_us IS NULL AND started_at_us < $1",
-                )
-                .bind(us(before))
-                .fetch_all(&self.pool)
-                .await?;
-                found
-                    .iter()
-                    .map(|r| r.try_get::<String, _>("id").map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        for id in &stale {
-            self.throttled(id, now).await?;
-        }
-        Ok(stale.len())
     }
 }
 

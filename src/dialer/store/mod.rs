@@ -11,6 +11,7 @@ pub mod claim;
 mod dnc;
 mod rows;
 mod settle;
+mod stale;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use sqlx::AnyPool;
 
 pub use claim::Claim;
 pub use settle::{Finished, OpenAttempt};
+pub use stale::StaleClaim;
 
 use crate::store::{Backend, StoreError};
 

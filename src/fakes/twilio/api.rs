@@ -1,5 +1,6 @@
 //! The fake's REST surface, answering like Twilio: `POST …/Calls.json` (create; 201 with the
-//! queued Call resource), `GET …/Calls/{sid}.json` (fetch), `POST …/Calls/{sid}.json` (hang
+//! queued Call resource), `GET …/Calls.json` (read: `To`, `From`, `Status` filters, one page of
+//! `PageSize`, most recent first), `GET …/Calls/{sid}.json` (fetch), `POST …/Calls/{sid}.json` (hang
 //! up, cancel, redirect). Every request passes the same gate first — the concurrent-request
 //! cap (429 + 20429, `Retry-After`, `Twilio-Concurrent-Requests`), the next queued fault,
 //! HTTP Basic auth (401 + 20003), the account in the path (404 + 20404) — and is recorded with
@@ -30,7 +31,10 @@ use crate::fakes::Fault;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(create).get(list),
+        )
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{call}",
             get(fetch).post(update),
@@ -107,6 +111,57 @@ async fn create(
         tokio::spawn(task.run());
         let resource = resource(s, &sid).unwrap_or_default();
         Answered::Ok(201, resource, Some(sid))
+    })
+    .await
+}
+
+/// Twilio's list resource: one page, no further pages (`next_page_uri` null).
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let params = form(uri.query().unwrap_or("").as_bytes());
+    let req = Req {
+        method: "GET",
+        path: "/Calls.json".into(),
+        params,
+    };
+    gate(&shared, req, &headers, &account, |s, params| {
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let page_size = match get("PageSize").map(str::parse::<usize>) {
+            None => 50,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => {
+                return Answered::Refused(
+                    Refusal::new(400, 20001, "PageSize must be between 1 and 1000"),
+                    None,
+                );
+            }
+        };
+        let (to, from, status) = (get("To"), get("From"), get("Status"));
+        let calls = s.table.list(&s.config.account_sid, page_size, |e| {
+            to.is_none_or(|t| e.to == t)
+                && from.is_none_or(|f| e.from == f)
+                && status.is_none_or(|st| e.status.as_str() == st)
+        });
+        let uri = format!(
+            "/2010-04-01/Accounts/{}/Calls.json?PageSize={page_size}&Page=0",
+            s.config.account_sid
+        );
+        let body = serde_json::json!({
+            "calls": calls,
+            "end": calls.len().saturating_sub(1),
+            "first_page_uri": uri,
+            "next_page_uri": null,
+            "page": 0,
+            "page_size": page_size,
+            "previous_page_uri": null,
+            "start": 0,
+            "uri": uri,
+        });
+        Answered::Ok(200, body, None)
     })
     .await
 }

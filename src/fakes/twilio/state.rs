@@ -183,6 +183,25 @@ impl Table {
         self.calls.lock().ok()?.get_mut(sid).map(f)
     }
 
+    /// The Call resources matching `keep`, most recently created first, at most `limit`.
+    pub fn list(
+        &self,
+        account_sid: &str,
+        limit: usize,
+        keep: impl Fn(&CallEntry) -> bool,
+    ) -> Vec<Value> {
+        let Ok(calls) = self.calls.lock() else {
+            return Vec::new();
+        };
+        let mut found: Vec<(&String, &CallEntry)> = calls.iter().filter(|(_, e)| keep(e)).collect();
+        found.sort_by(|a, b| b.1.created.cmp(&a.1.created).then_with(|| b.0.cmp(a.0)));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(sid, e)| e.resource(account_sid, sid))
+            .collect()
+    }
+
     /// Calls not yet over (queued included).
     pub fn open_calls(&self) -> usize {
         self.calls

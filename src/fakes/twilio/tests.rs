@@ -298,6 +298,41 @@ async fn faults_reach_the_client_typed() {
     }
 }
 
+#[tokio::test]
+async fn list_filters_by_number_most_recent_first() {
+    let f = fake(|c| c.default_callee = Callee::Fail).await;
+    let rest = f.client().unwrap();
+    let mut to_a = Vec::new();
+    for to in [TO, "+15550002222", TO] {
+        let call = rest
+            .create_call(&twiml_call(to, "<Response><Hangup/></Response>"))
+            .await
+            .unwrap();
+        if to == TO {
+            to_a.push(call.sid);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let listed = rest.list_calls(TO, FROM, 50).await.unwrap();
+    let sids: Vec<&str> = listed.iter().map(|c| c.sid.as_str()).collect();
+    assert_eq!(
+        sids,
+        [to_a[1].as_str(), to_a[0].as_str()],
+        "newest first, To only"
+    );
+    assert!(listed.iter().all(|c| c.to == TO && c.from == FROM));
+    assert!(listed.iter().all(|c| c.date_created.is_some()));
+    assert_eq!(rest.list_calls(TO, FROM, 1).await.unwrap().len(), 1);
+    assert!(
+        rest.list_calls(TO, "+15550003333", 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Listing is not creating.
+    assert_eq!(f.observed.creates().len(), 3);
+}
+
 async fn wait_status(f: &FakeTwilio, sid: &str, status: &str) {
     for _ in 0..100 {
         if f.status_of(sid) == Some(status) {
