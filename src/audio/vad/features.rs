@@ -208,7 +208,7 @@ mod tests {
             let voiced: f32 = (1..=6)
                 .map(|h| 2500.0 / h as f32 * (std::f32::consts::TAU * f0 * h as f32 * t).sin())
                 .sum();
-            if (n / 4000) % 2 == 0 {
+            if (n / 4000).is_multiple_of(2) {
                 voiced + noise
             } else {
                 noise
