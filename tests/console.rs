@@ -274,8 +274,16 @@ impl Browser {
             .click()
             .await
             .unwrap();
-        let url = self.client.current_url().await.unwrap();
-        assert_eq!(url.path(), "/console/live", "signed in");
+        // The click returns before the next page has loaded: wait (bounded) for it.
+        let mut path = String::new();
+        for _ in 0..100 {
+            path = self.client.current_url().await.unwrap().path().to_owned();
+            if path == "/console/live" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(path, "/console/live", "signed in");
     }
 }
 
