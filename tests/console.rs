@@ -346,13 +346,22 @@ async fn live_call_record_and_recording_in_a_browser() {
     b.check_page("02-live-call").await;
 
     // The hang-up button ends it; it leaves the list within 2 s.
-    b.client
-        .find(Locator::Css(&format!("{row} button.hangup")))
-        .await
-        .expect("hang-up button")
-        .click()
-        .await
-        .unwrap();
+    // The live list re-renders its rows on every update: a button found just before one is
+    // stale by the click, so find and click again (bounded).
+    let mut clicked = false;
+    for _ in 0..50 {
+        if let Ok(button) = b
+            .client
+            .find(Locator::Css(&format!("{row} button.hangup")))
+            .await
+            && button.click().await.is_ok()
+        {
+            clicked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(clicked, "hang-up button clicked");
     let report = tokio::time::timeout(Duration::from_secs(5), running)
         .await
         .expect("hung up")
