@@ -69,14 +69,12 @@ impl Utterance {
             } else {
                 0
             };
-            for &b in mulaw {
-                if self.pre_roll.len() == self.pre_roll_bytes {
-                    self.pre_roll.pop_front();
-                }
-                if self.pre_roll_bytes > 0 {
-                    self.pre_roll.push_back(b);
-                }
-            }
+            // The ring keeps the last `pre_roll_bytes`: drop the oldest, append in bulk (one
+            // or two slice copies, not a byte at a time).
+            let keep = &mulaw[mulaw.len().saturating_sub(self.pre_roll_bytes)..];
+            let excess = (self.pre_roll.len() + keep.len()).saturating_sub(self.pre_roll_bytes);
+            self.pre_roll.drain(..excess);
+            self.pre_roll.extend(keep);
             return;
         }
         let room = self.max_bytes.saturating_sub(self.audio.len());
@@ -145,6 +143,24 @@ mod tests {
         assert_eq!(audio.len(), 160 + 160 + 160);
         assert!(audio[..160].iter().all(|&b| b == 3));
         assert!(audio[160..320].iter().all(|&b| b == 4));
+    }
+
+    #[test]
+    fn the_pre_roll_is_the_last_bytes_in_order_whatever_the_frame_size() {
+        // 30 ms of pre-roll (240 bytes) from 20 ms and odd-sized frames, and no pre-roll.
+        let mut u = Utterance::new(30, 1000);
+        let mut all = Vec::new();
+        for (k, len) in [160usize, 160, 7, 300, 160, 1].into_iter().enumerate() {
+            let frame: Vec<u8> = (0..len).map(|i| (k * 31 + i) as u8).collect();
+            u.push(&frame, false);
+            all.extend_from_slice(&frame);
+        }
+        u.start();
+        assert_eq!(u.finish(1000, 1000), all[all.len() - 240..]);
+        let mut none = Utterance::new(0, 1000);
+        none.push(&[9; 160], true);
+        none.start();
+        assert!(none.finish(1000, 1000).is_empty());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Per frame:
 //! 1. level (dBFS) and the per-call floor by minimum statistics ([`MinimumStatistics`]);
 //! 2. a cascade gate: frames less than `snr_db − HOLD_DB` above the floor are noise, and cost
-//!    only the level and the voicing filter's state update;
+//!    only the level, the floor and a copy of the frame (the voicing filter catches up on the
+//!    kept frames when a frame passes the gate);
 //! 3. for frames past the gate, the periodicity of the low band ([`Voicing`]);
 //! 4. speech starts on a loud *voiced* frame (`snr ≥ vad.snr_db`, periodicity ≥
 //!    `vad.voicing`) and continues while frames stay within `HOLD_DB` of that threshold and
@@ -149,7 +150,8 @@ impl SpeechDetector for AdaptiveVad {
         let level_dbfs = frame_dbfs(pcm);
         self.floor.push(level_dbfs);
         self.voicing.update(pcm);
-        let snr = level_dbfs - self.floor.floor_dbfs();
+        let floor_dbfs = self.floor.floor_dbfs();
+        let snr = level_dbfs - floor_dbfs;
         let audible = level_dbfs >= self.cfg.min_speech_dbfs;
         let near = audible && snr >= self.cfg.snr_db - HOLD_DB;
         // Cascade: the lag search only for frames near or above the threshold.
@@ -179,8 +181,7 @@ impl SpeechDetector for AdaptiveVad {
         self.track_talker(level_dbfs, self.speaking && voiced && loud);
         if self.speaking {
             // Quiet line: the hold threshold above the floor is under the speech minimum.
-            let quiet =
-                self.floor.floor_dbfs() + self.cfg.snr_db - HOLD_DB <= self.cfg.min_speech_dbfs;
+            let quiet = floor_dbfs + self.cfg.snr_db - HOLD_DB <= self.cfg.min_speech_dbfs;
             self.hangover = if quiet {
                 QUIET_HANGOVER_FRAMES
             } else {

@@ -3,10 +3,15 @@
 //! [`Voicing`] measures periodicity: the low band (80–900 Hz, where the pitch harmonics of
 //! voiced speech are strongest) is decimated to 4 kHz and its normalised autocorrelation is
 //! searched over pitch lags 50–308 Hz on the last 40 ms. Voiced speech scores 0.6–0.95; white,
-//! pink and car noise, clicks and coughs score low because they have no stable period. The
-//! filter and history are updated on every frame (cheap); the lag search — the expensive part —
-//! runs only when the caller asks for it, so a detector can gate it on level (a cascade).
-//! Nothing here allocates; buffers are fixed arrays.
+//! pink and car noise, clicks and coughs score low because they have no stable period.
+//!
+//! Everything but keeping the frame is lazy, so a detector can gate the cost on level (a
+//! cascade): [`Voicing::update`] only keeps the raw frame (the last [`RAW_FRAMES`]); the band
+//! filter runs over the kept frames, and the lag search over the filtered window, only when
+//! [`Voicing::periodicity_until`] is asked. A frame asked for after at most `RAW_FRAMES − 1`
+//! skipped ones gets exactly what filtering every frame would give; after a longer gap the
+//! filter restarts from rest on the oldest kept frame, whose 20 ms settle it to −60 dB before
+//! the window's first sample. Nothing here allocates; buffers are fixed arrays.
 
 use super::FRAME_SAMPLES;
 
@@ -14,61 +19,122 @@ use super::FRAME_SAMPLES;
 const DEC_FRAME: usize = FRAME_SAMPLES / 2;
 /// Analysis window: the last two frames (40 ms) at 4 kHz.
 const WINDOW: usize = 2 * DEC_FRAME;
+const _: () = assert!(
+    WINDOW.is_multiple_of(4),
+    "the prefix sums go four at a time"
+);
 /// Pitch lags at 4 kHz: 13 (308 Hz) ..= 80 (50 Hz). Higher pitches are rare on the phone, and
 /// short lags are where narrow-band noise (a cough's resonance) correlates.
 const MIN_LAG: usize = 13;
 const MAX_LAG: usize = 80;
+/// Raw frames kept for the lazy filter: the two of the window and one to settle the filter.
+pub const RAW_FRAMES: usize = 3;
 
-/// A biquad section (direct form I), coefficients normalised by a0.
+/// One Butterworth biquad section's coefficients, normalised by a0. Both kinds used here have
+/// `b2 == b0` (low-pass `[k, 2k, k]`, high-pass `[k, −2k, k]`).
 #[derive(Debug, Clone, Copy)]
-struct Biquad {
-    b: [f32; 3],
-    a: [f32; 2],
-    x: [f32; 2],
-    y: [f32; 2],
+struct Section {
+    b0: f32,
+    b1: f32,
+    a1: f32,
+    a2: f32,
 }
 
-impl Biquad {
+impl Section {
     /// Butterworth low-pass (`high == false`) or high-pass at `fc` for 8 kHz (RBJ cookbook).
     fn butterworth(fc: f32, high: bool) -> Self {
         let w0 = std::f32::consts::TAU * fc / 8000.0;
         let (cw, sw) = (w0.cos(), w0.sin());
         let alpha = sw / std::f32::consts::SQRT_2;
         let a0 = 1.0 + alpha;
-        let b = if high {
-            [(1.0 + cw) / 2.0, -(1.0 + cw), (1.0 + cw) / 2.0]
+        let (b0, b1) = if high {
+            ((1.0 + cw) / 2.0, -(1.0 + cw))
         } else {
-            [(1.0 - cw) / 2.0, 1.0 - cw, (1.0 - cw) / 2.0]
+            ((1.0 - cw) / 2.0, 1.0 - cw)
         };
         Self {
-            b: [b[0] / a0, b[1] / a0, b[2] / a0],
-            a: [-2.0 * cw / a0, (1.0 - alpha) / a0],
-            x: [0.0; 2],
-            y: [0.0; 2],
+            b0: b0 / a0,
+            b1: b1 / a0,
+            a1: -2.0 * cw / a0,
+            a2: (1.0 - alpha) / a0,
         }
     }
 
-    fn run(&mut self, v: f32) -> f32 {
-        let out = self.b[0] * v + self.b[1] * self.x[0] + self.b[2] * self.x[1]
-            - self.a[0] * self.y[0]
-            - self.a[1] * self.y[1];
-        self.x = [v, self.x[0]];
-        self.y = [out, self.y[0]];
-        out
+    /// One output of the section (direct form I) from its input `x` and the last two inputs
+    /// and outputs. The last output comes in last, so the feedback path is one multiply-add.
+    #[inline(always)]
+    fn step(&self, x: f32, x1: f32, x2: f32, y1: f32, y2: f32) -> f32 {
+        (self.b0 * (x + x2) + self.b1 * x1 - self.a2 * y2) - self.a1 * y1
+    }
+}
+
+/// The voicing band: an 80 Hz high-pass and two 900 Hz low-pass sections (~24 dB/octave above
+/// 900 Hz, enough to decimate to 4 kHz), in cascade.
+#[derive(Debug, Clone, Copy)]
+struct BandFilter {
+    high: Section,
+    low: Section,
+    /// The last two samples at the input, after the high-pass, after the first low-pass and at
+    /// the output (`[n−1, n−2]` each): a section's input history is the one before's output.
+    state: [[f32; 2]; 4],
+}
+
+impl BandFilter {
+    fn new() -> Self {
+        Self {
+            high: Section::butterworth(80.0, true),
+            low: Section::butterworth(900.0, false),
+            state: [[0.0; 2]; 4],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.state = [[0.0; 2]; 4];
+    }
+
+    /// Filter one frame and keep every other sample at the end of the window, shifting the
+    /// oldest out. The state lives in registers for the frame (no store in the feedback path).
+    fn run_into(&mut self, history: &mut [f32; WINDOW], pcm: &[i16]) {
+        let keep = pcm.len().div_ceil(2).min(WINDOW);
+        history.copy_within(keep.., 0);
+        let mut w = WINDOW - keep;
+        let (h, l) = (self.high, self.low);
+        let [
+            [mut x1, mut x2],
+            [mut h1, mut h2],
+            [mut l1, mut l2],
+            [mut o1, mut o2],
+        ] = self.state;
+        for (i, &s) in pcm.iter().enumerate() {
+            let x = f32::from(s);
+            let hp = h.step(x, x1, x2, h1, h2);
+            let lp = l.step(hp, h1, h2, l1, l2);
+            let out = l.step(lp, l1, l2, o1, o2);
+            (x2, x1, h2, h1, l2, l1, o2, o1) = (x1, x, h1, hp, l1, lp, o1, out);
+            if i % 2 == 0 && w < WINDOW {
+                history[w] = out;
+                w += 1;
+            }
+        }
+        self.state = [[x1, x2], [h1, h2], [l1, l2], [o1, o2]];
     }
 }
 
 /// Periodicity (voicing) of the last 40 ms.
 #[derive(Debug, Clone)]
 pub struct Voicing {
-    high: Biquad,
-    low: [Biquad; 2],
+    band: BandFilter,
     /// Last [`WINDOW`] decimated low-band samples, oldest first.
     history: [f32; WINDOW],
     /// The best lag of the last search: where the next search starts (pitch moves slowly).
     last_lag: usize,
-    /// Prefix sums of squares of `history` (`energy[i]` = Σ history[..i]²).
-    energy: [f32; WINDOW + 1],
+    /// The last [`RAW_FRAMES`] frames as given (`raw_len` samples each), a ring at `raw_next`.
+    raw: [[i16; FRAME_SAMPLES]; RAW_FRAMES],
+    raw_len: [usize; RAW_FRAMES],
+    raw_next: usize,
+    /// Kept frames not yet through the filter (saturating: more than `RAW_FRAMES` means the
+    /// filter state is older than what is kept).
+    unfiltered: usize,
 }
 
 impl Default for Voicing {
@@ -80,32 +146,39 @@ impl Default for Voicing {
 impl Voicing {
     pub fn new() -> Self {
         Self {
-            high: Biquad::butterworth(80.0, true),
-            // Two sections: ~24 dB/octave above 900 Hz, enough to decimate to 4 kHz.
-            low: [
-                Biquad::butterworth(900.0, false),
-                Biquad::butterworth(900.0, false),
-            ],
+            band: BandFilter::new(),
             history: [0.0; WINDOW],
             last_lag: (MIN_LAG + MAX_LAG) / 2,
-            energy: [0.0; WINDOW + 1],
+            raw: [[0; FRAME_SAMPLES]; RAW_FRAMES],
+            raw_len: [0; RAW_FRAMES],
+            raw_next: 0,
+            unfiltered: 0,
         }
     }
 
-    /// Filter and keep one frame (any length; 20 ms expected). Cheap: two biquads a sample.
+    /// Keep one frame (20 ms expected; a longer one is cut to its last 20 ms). Cheap: a copy.
     pub fn update(&mut self, pcm: &[i16]) {
-        let keep = pcm.len().div_ceil(2).min(WINDOW);
-        self.history.copy_within(keep.., 0);
-        let mut w = WINDOW - keep;
-        for (i, &s) in pcm.iter().enumerate() {
-            let v = self.high.run(f32::from(s));
-            let v = self.low[0].run(v);
-            let v = self.low[1].run(v);
-            if i % 2 == 0 && w < WINDOW {
-                self.history[w] = v;
-                w += 1;
-            }
+        let pcm = &pcm[pcm.len().saturating_sub(FRAME_SAMPLES)..];
+        let slot = self.raw_next;
+        self.raw[slot][..pcm.len()].copy_from_slice(pcm);
+        self.raw_len[slot] = pcm.len();
+        self.raw_next = (slot + 1) % RAW_FRAMES;
+        self.unfiltered = (self.unfiltered + 1).min(RAW_FRAMES + 1);
+    }
+
+    /// Run the kept, unfiltered frames through the band filter into the window, oldest first.
+    fn catch_up(&mut self) {
+        if self.unfiltered > RAW_FRAMES {
+            // The state belongs to audio no longer kept: restart from rest.
+            self.band.clear();
         }
+        let n = self.unfiltered.min(RAW_FRAMES);
+        for k in (0..n).rev() {
+            let slot = (self.raw_next + RAW_FRAMES - 1 - k) % RAW_FRAMES;
+            let pcm = &self.raw[slot][..self.raw_len[slot]];
+            self.band.run_into(&mut self.history, pcm);
+        }
+        self.unfiltered = 0;
     }
 
     /// Peak normalised autocorrelation over pitch lags of the last 40 ms, in 0..=1.
@@ -120,17 +193,28 @@ impl Voicing {
     /// outwards. A frame below `enough` gets the full search, so the answer to "is it at least
     /// `enough`, and if not, how much" is the same as the full search's.
     pub fn periodicity_until(&mut self, enough: f32) -> f32 {
+        self.catch_up();
         let x = &self.history;
-        for (i, v) in x.iter().enumerate() {
-            self.energy[i + 1] = self.energy[i] + v * v;
+        // Prefix sums of squares (`energy[i]` = Σ x[..i]²): scratch, not per-call state, so
+        // 1000 calls' detectors stay small in the cache.
+        let mut energy = [0.0f32; WINDOW + 1];
+        // Prefix sums four samples at a time: the running sum's chain is a quarter as long.
+        for (j, q) in x.chunks_exact(4).enumerate() {
+            let base = energy[4 * j];
+            let (a, b, c, d) = (q[0] * q[0], q[1] * q[1], q[2] * q[2], q[3] * q[3]);
+            let ab = a + b;
+            energy[4 * j + 1] = base + a;
+            energy[4 * j + 2] = base + ab;
+            energy[4 * j + 3] = base + (ab + c);
+            energy[4 * j + 4] = base + (ab + (c + d));
         }
-        let total = self.energy[WINDOW];
+        let total = energy[WINDOW];
         if total < 1e-3 {
             return 0.0;
         }
         let corr = |lag: usize| {
             let n = WINDOW - lag;
-            let denom = (self.energy[n] * (total - self.energy[lag])).sqrt();
+            let denom = (energy[n] * (total - energy[lag])).sqrt();
             if denom > 0.0 {
                 dot(&x[..n], &x[lag..lag + n]) / denom
             } else {
@@ -230,6 +314,55 @@ mod tests {
             quick_voiced += usize::from(q >= 0.65);
         }
         assert!(quick_voiced > 20, "the glide is voiced: {quick_voiced}");
+    }
+
+    #[test]
+    fn the_lazy_filter_matches_filtering_every_frame() {
+        // Speech-like bursts (a 150 Hz voice in noise) between quiet stretches.
+        let state = std::cell::Cell::new(0x1234_5678_u32);
+        let sample = |n: usize| {
+            let t = n as f32 / 8000.0;
+            let mut s = state.get();
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            state.set(s);
+            let noise = (s as f32 / u32::MAX as f32 - 0.5) * 400.0;
+            let voice: f32 = (1..=5)
+                .map(|h| 2000.0 / h as f32 * (std::f32::consts::TAU * 150.0 * h as f32 * t).sin())
+                .sum();
+            noise + voice * f32::from(u8::from((n / 1600) % 3 != 0))
+        };
+        let (mut every, mut lazy) = (Voicing::new(), Voicing::new());
+        // Asked after gaps of 0, 1, 2 skipped frames (exact until the first longer gap), and
+        // after 9 or more (the filter restarts from rest: close, no longer bit-exact).
+        let asked = [0, 1, 3, 6, 16, 17, 27, 28, 31, 41, 60, 61, 62, 63, 73, 99];
+        let (mut checked, mut restarted) = (0, false);
+        for k in 0..100 {
+            let pcm: Vec<i16> = (0..FRAME_SAMPLES)
+                .map(|i| sample(k * FRAME_SAMPLES + i) as i16)
+                .collect();
+            every.update(&pcm);
+            let full = every.periodicity();
+            lazy.update(&pcm);
+            if !asked.contains(&k) {
+                continue;
+            }
+            let since = asked
+                .iter()
+                .rev()
+                .find(|&&a| a < k)
+                .map_or(k + 1, |a| k - a);
+            let got = lazy.periodicity();
+            restarted |= since > RAW_FRAMES;
+            if !restarted {
+                assert_eq!(got, full, "frame {k}, {since} since the last ask");
+            } else {
+                assert!((got - full).abs() < 1e-3, "frame {k}: {got} vs {full}");
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, asked.len());
     }
 
     #[test]

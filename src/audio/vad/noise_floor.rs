@@ -40,6 +40,8 @@ pub struct MinimumStatistics {
     next: usize,
     /// Frames since the last digitally silent one (saturating; `u32::MAX`: never).
     since_silence: u32,
+    /// [`floor_dbfs`](Self::floor_dbfs) as of the last push (it changes only there).
+    floor_dbfs: f32,
 }
 
 impl Default for MinimumStatistics {
@@ -59,6 +61,7 @@ impl MinimumStatistics {
             filled: 0,
             next: 0,
             since_silence: u32::MAX,
+            floor_dbfs: UNKNOWN_DBFS,
         }
     }
 
@@ -86,10 +89,15 @@ impl MinimumStatistics {
             self.current_min = f32::INFINITY;
             self.in_current = 0;
         }
+        self.floor_dbfs = self.compute_floor_dbfs();
     }
 
     /// The floor in dBFS (−96 before any non-silent frame).
     pub fn floor_dbfs(&self) -> f32 {
+        self.floor_dbfs
+    }
+
+    fn compute_floor_dbfs(&self) -> f32 {
         let mut min = self.current_min;
         if self.since_silence <= SILENCE_MEMORY_FRAMES {
             min = min.min(10f32.powf(SILENCE_DBFS / 10.0));
