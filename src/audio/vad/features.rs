@@ -264,6 +264,24 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    /// Deterministic white noise in −0.5..0.5 (xorshift32), the same sequence for a seed.
+    struct Noise(std::cell::Cell<u32>);
+
+    impl Noise {
+        fn new(seed: u32) -> Self {
+            Self(std::cell::Cell::new(seed))
+        }
+
+        fn sample(&self) -> f32 {
+            let mut s = self.0.get();
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            self.0.set(s);
+            s as f32 / u32::MAX as f32 - 0.5
+        }
+    }
+
     fn feed(v: &mut Voicing, f: impl Fn(usize) -> f32, frames: usize) -> f32 {
         let mut p = 0.0;
         for k in 0..frames {
@@ -279,16 +297,11 @@ mod tests {
     #[test]
     fn the_early_exit_search_agrees_with_the_full_search() {
         // A pitch glide (120 → 220 Hz) with noise: voiced, and the lag moves every frame.
-        let state = std::cell::Cell::new(0x9e37_79b9_u32);
+        let rng = Noise::new(0x9e37_79b9);
         let sample = |n: usize| {
             let t = n as f32 / 8000.0;
             let f0 = 120.0 + 100.0 * (t / 2.0).min(1.0);
-            let mut s = state.get();
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            state.set(s);
-            let noise = (s as f32 / u32::MAX as f32 - 0.5) * 3000.0;
+            let noise = rng.sample() * 3000.0;
             let voiced: f32 = (1..=6)
                 .map(|h| 2500.0 / h as f32 * (std::f32::consts::TAU * f0 * h as f32 * t).sin())
                 .sum();
@@ -319,19 +332,14 @@ mod tests {
     #[test]
     fn the_lazy_filter_matches_filtering_every_frame() {
         // Speech-like bursts (a 150 Hz voice in noise) between quiet stretches.
-        let state = std::cell::Cell::new(0x1234_5678_u32);
+        let rng = Noise::new(0x1234_5678);
         let sample = |n: usize| {
             let t = n as f32 / 8000.0;
-            let mut s = state.get();
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            state.set(s);
-            let noise = (s as f32 / u32::MAX as f32 - 0.5) * 400.0;
+            let noise = rng.sample() * 400.0;
             let voice: f32 = (1..=5)
                 .map(|h| 2000.0 / h as f32 * (std::f32::consts::TAU * 150.0 * h as f32 * t).sin())
                 .sum();
-            noise + voice * f32::from(u8::from((n / 1600) % 3 != 0))
+            noise + voice * f32::from(u8::from(!(n / 1600).is_multiple_of(3)))
         };
         let (mut every, mut lazy) = (Voicing::new(), Voicing::new());
         // Asked after gaps of 0, 1, 2 skipped frames (exact until the first longer gap), and
@@ -377,17 +385,9 @@ mod tests {
         let mut v = Voicing::new();
         assert!(feed(&mut v, voiced, 5) > 0.9);
 
-        // Deterministic pseudo-random noise (xorshift).
         let mut v = Voicing::new();
-        let state = std::cell::Cell::new(0x2545_f491_u32);
-        let noise = |_n: usize| {
-            let mut s = state.get();
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            state.set(s);
-            (s as f32 / u32::MAX as f32 - 0.5) * 8000.0
-        };
+        let rng = Noise::new(0x2545_f491);
+        let noise = |_n: usize| rng.sample() * 8000.0;
         assert!(feed(&mut v, noise, 5) < 0.5);
         let mut v = Voicing::new();
         assert_eq!(feed(&mut v, |_| 0.0, 3), 0.0);
