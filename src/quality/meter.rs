@@ -211,18 +211,19 @@ impl QualityMeter {
         bucket.jitter_sum = self.jitter;
         bucket.jitter_max = self.jitter;
 
-        // Signal.
-        for &s in pcm {
-            let v = i32::from(s);
-            self.sample_sum += i64::from(v);
-            let e = f64::from(v) * f64::from(v);
-            self.energy += e;
-            self.peak = self.peak.max(v.abs());
-            if v.abs() >= i32::from(mulaw::PEAK) {
-                bucket.clipped += 1;
-            }
-            self.noise_acc += e;
-            self.noise_n += 1;
+        // Signal: exact integer sums per run of samples (a loop the compiler vectorises),
+        // split where a noise-floor window ends.
+        let mut rest = pcm;
+        while !rest.is_empty() {
+            let (run, tail) = rest.split_at(rest.len().min(NOISE_WINDOW - self.noise_n));
+            rest = tail;
+            let sums = Sums::of(run);
+            self.sample_sum += sums.sum;
+            self.energy += sums.energy as f64;
+            self.peak = self.peak.max(sums.peak);
+            bucket.clipped += sums.clipped;
+            self.noise_acc += sums.energy as f64;
+            self.noise_n += run.len();
             if self.noise_n == NOISE_WINDOW {
                 let db = energy_dbfs(self.noise_acc / NOISE_WINDOW as f64);
                 self.noise_floor_db = Some(self.noise_floor_db.map_or(db, |f| f.min(db)));
@@ -339,10 +340,105 @@ impl QualityMeter {
     }
 }
 
+/// Integer figures of a run of samples (at most [`NOISE_WINDOW`], so no sum can overflow).
+struct Sums {
+    sum: i64,
+    energy: u64,
+    peak: i32,
+    clipped: u64,
+}
+
+impl Sums {
+    fn of(run: &[i16]) -> Self {
+        let (mut sum, mut energy, mut peak, mut clipped) = (0i64, 0u64, 0i32, 0u64);
+        for &s in run {
+            let v = i32::from(s);
+            sum += i64::from(v);
+            // |v| ≤ 32768, so v² ≤ 2³⁰ fits an i32 and is never negative.
+            energy += (v * v) as u64;
+            let a = v.abs();
+            peak = peak.max(a);
+            clipped += u64::from(a >= i32::from(mulaw::PEAK));
+        }
+        Self {
+            sum,
+            energy,
+            peak,
+            clipped,
+        }
+    }
+}
+
 /// dBFS of a mean square energy (full scale 32768), floored at -96.
 pub fn energy_dbfs(mean_square: f64) -> f64 {
     if mean_square < 1.0 {
         return -96.0;
     }
     (10.0 * (mean_square / (32768.0 * 32768.0)).log10()).max(-96.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The signal figures summed a run at a time equal the same figures taken sample by sample,
+    /// whatever the frame size (frames straddle the 50 ms noise windows).
+    #[test]
+    fn signal_figures_match_a_sample_by_sample_reference() {
+        let cfg = Config::default().quality;
+        let mut rng = 0x2468_ace1_u32;
+        let samples: Vec<i16> = (0..8000_usize)
+            .map(|n| {
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                // Quiet and loud stretches (some clipped), so the floor and peak both move.
+                let full = (rng >> 16) as i32 - 32768;
+                (if (n / 700).is_multiple_of(2) {
+                    full / 800
+                } else {
+                    full
+                }) as i16
+            })
+            .collect();
+        let (mut sum, mut energy, mut peak, mut clipped) = (0i64, 0f64, 0i32, 0u64);
+        let (mut floor, mut acc, mut n) = (None::<f64>, 0f64, 0usize);
+        for &s in &samples {
+            let v = i32::from(s);
+            sum += i64::from(v);
+            energy += f64::from(v) * f64::from(v);
+            peak = peak.max(v.abs());
+            clipped += u64::from(v.abs() >= i32::from(mulaw::PEAK));
+            acc += f64::from(v) * f64::from(v);
+            n += 1;
+            if n == NOISE_WINDOW {
+                let db = energy_dbfs(acc / NOISE_WINDOW as f64);
+                floor = Some(floor.map_or(db, |f| f.min(db)));
+                (acc, n) = (0.0, 0);
+            }
+        }
+        for frame in [160, 7, 333] {
+            let t0 = Instant::now();
+            let mut meter = QualityMeter::new(&cfg, 5, t0);
+            for (k, pcm) in samples.chunks(frame).enumerate() {
+                let k = k as u64;
+                meter.on_media(t0, k + 1, k * 20, pcm, -30.0, false, false);
+            }
+            assert_eq!(meter.sample_sum, sum, "frame {frame}");
+            assert_eq!(meter.energy, energy, "frame {frame}");
+            assert_eq!(
+                (meter.peak, meter.clipped),
+                (peak, clipped),
+                "frame {frame}"
+            );
+            assert_eq!(meter.noise_floor_dbfs(), floor, "frame {frame}");
+            assert_eq!(meter.samples, samples.len() as u64);
+        }
+        assert!(
+            clipped > 0 && peak > 32000,
+            "peak {peak}, {clipped} clipped"
+        );
+        assert!(floor.is_some_and(|f| f < -50.0), "floor {floor:?}");
+    }
 }

@@ -32,8 +32,11 @@ const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Calls whose task panicked.
 pub use crate::metrics::CALL_PANICS;
 
-/// Initial read buffer per socket.
-const SOCKET_BUFFER_BYTES: usize = 4096;
+/// Read buffer per socket: the most one read takes from the socket. A Twilio media message
+/// is about 350 bytes, so this holds two or three. Kept small because the WebSocket codec
+/// zero-fills this much before every read, also the read that finds the socket empty (two
+/// per frame, 100 a second per call); a larger message grows the buffer as it arrives.
+const SOCKET_BUFFER_BYTES: usize = 1024;
 
 /// How long the writer may take to flush and close after the session ends.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
