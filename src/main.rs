@@ -348,6 +348,14 @@ async fn call(
         level: "warn".into(),
     });
     let mut call = SimCall::new(url).step(Step::Silence(Duration::from_millis(200)));
+    // A server with TWILIO_AUTH_TOKEN refuses unsigned upgrades (403): sign as Twilio would.
+    if let Some(token) = std::env::var("TWILIO_AUTH_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        println!("signature         X-Twilio-Signature from TWILIO_AUTH_TOKEN");
+        call = call.signed(&token);
+    }
     call.impairments = Impairments {
         loss_pct: impair.loss,
         jitter_ms: impair.jitter,

@@ -145,13 +145,24 @@ async fn media_upgrade_needs_a_valid_signature() {
         let report = signed_call(&server, &url).run().await.expect("signed call");
         assert_eq!(report.timeouts, 0, "{url}: {report}");
     }
+    // The simulator signs as Twilio does (`voxbridge call` with TWILIO_AUTH_TOKEN set): its
+    // ws:// URL is signed as the wss:// one; the wrong token is refused.
+    let sim = |token: &str| {
+        SimCall::new(server.media_url())
+            .signed(token)
+            .step(Step::Speak(fixture("question-8k.wav")))
+            .step(Step::WaitForReplyEnd(Duration::from_secs(10)))
+    };
+    let report = sim(TOKEN).run().await.expect("simulator's signed call");
+    assert_eq!(report.timeouts, 0, "{report}");
+    assert!(sim("not-the-token").run().await.is_err());
     assert!(
         metric(
             &server,
             "voxbridge_calls_refused_total{reason=\"bad_signature\"}"
         )
         .await
-            >= 3.0
+            >= 4.0
     );
 }
 

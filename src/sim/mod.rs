@@ -115,6 +115,19 @@ impl SimCall {
         }
     }
 
+    /// Sign the WebSocket upgrade as Twilio does: `X-Twilio-Signature` over the stream's
+    /// `wss://` URL. Twilio only connects over TLS, so a `ws://` URL is signed as its `wss://`
+    /// twin, which is what the server checks unless `security.public_scheme = "http"`.
+    pub fn signed(mut self, auth_token: &str) -> Self {
+        let url = match self.url.strip_prefix("ws://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => self.url.clone(),
+        };
+        let signature = crate::twilio::signature::compute(auth_token, &url, &[]);
+        self.headers.push(("X-Twilio-Signature".into(), signature));
+        self
+    }
+
     pub fn step(mut self, step: Step) -> Self {
         self.steps.push(step);
         self
