@@ -231,8 +231,9 @@ pub async fn create(
     rejected.extend(parsed.rejected);
     rejected.sort_by_key(|r| r.line);
     let mut flash = vec![format!(
-        "Campaign created: {added} contacts added, {} rows rejected.",
-        rejected.len()
+        "Campaign created: {} added, {} rejected.",
+        counted(added, "contact", "contacts"),
+        counted(rejected.len() as u64, "row", "rows"),
     )];
     flash.extend(
         rejected
@@ -242,4 +243,9 @@ pub async fn create(
     tracing::info!(campaign_id = %campaign.id, added, rejected = rejected.len(), "campaign created in the console");
     state.sessions.flash(&op.session, flash);
     Ok(Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response())
+}
+
+/// `1 row`, `2 rows`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
